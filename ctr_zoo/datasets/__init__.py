@@ -1,0 +1,1 @@
+"""ctr_zoo.datasets."""
