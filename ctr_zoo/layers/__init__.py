@@ -1,1 +1,27 @@
-"""ctr_zoo.layers."""
+"""ctr_zoo.layers: reusable Keras layers, one module per concept.
+
+Interaction blocks: `CrossNet` (DCN-V2), `CrossNetMix` (DCN-Mix),
+`CompressedDotProduct` (CDot family), `CoActionUnit` (CAN), and the baselines'
+`FactorizationMachine` (FM/DeepFM), `DotInteraction` (DLRM), `CIN` (xDeepFM),
+`MultiHeadSelfAttention` (AutoInt). Building blocks: `FeatureEmbedding`,
+`LinearLogit`, `MLP`. All are registered as "ctr_zoo>ClassName".
+"""
+
+from ctr_zoo.layers.attention import MultiHeadSelfAttention
+from ctr_zoo.layers.cin import CIN
+from ctr_zoo.layers.co_action import CoActionUnit, co_action_param_width
+from ctr_zoo.layers.compressed_dot import CompressedDotProduct
+from ctr_zoo.layers.cross_net import CrossNet
+from ctr_zoo.layers.cross_net_mix import CrossNetMix
+from ctr_zoo.layers.dot_interaction import DotInteraction
+from ctr_zoo.layers.embedding import FeatureEmbedding
+from ctr_zoo.layers.fm import FactorizationMachine
+from ctr_zoo.layers.initializers import clone_initializer
+from ctr_zoo.layers.linear import LinearLogit
+from ctr_zoo.layers.mlp import MLP
+
+__all__ = [
+    "CIN", "CoActionUnit", "CompressedDotProduct", "CrossNet", "CrossNetMix",
+    "DotInteraction", "FactorizationMachine", "FeatureEmbedding", "LinearLogit", "MLP",
+    "MultiHeadSelfAttention", "clone_initializer", "co_action_param_width",
+]

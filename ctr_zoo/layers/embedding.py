@@ -1,0 +1,213 @@
+"""FeatureEmbedding: id features -> embeddings, per-field tables or one fused table."""
+
+from typing import Any, Mapping, Optional, Sequence
+
+import tensorflow as tf
+
+from ctr_zoo.layers import initializers
+from ctr_zoo.serialization import register
+
+EMBEDDING_PREFIX = "embedding/"
+
+
+def _normalize_tables(tables: Sequence[Any], layer_name: str) -> list:
+  """[(name, num_ids, dim)] from tuples/lists (e.g. `FeatureSpec.embedding_tables()`)."""
+  if isinstance(tables, (str, bytes)) or not isinstance(tables, (list, tuple)) or not tables:
+    raise ValueError(f"{layer_name} tables must be a non-empty list of (name, num_ids, dim), "
+                     f"got {tables!r}")
+  out = []
+  for t in tables:
+    if not isinstance(t, (list, tuple)) or len(t) != 3:
+      raise ValueError(f"{layer_name} table configs are (name, num_ids, dim) triples, got {t!r}")
+    name, num_ids, dim = t
+    if not isinstance(name, str) or not name:
+      raise ValueError(f"{layer_name} table name must be a non-empty string, got {name!r} in {t!r}")
+    for what, v in (("num_ids", num_ids), ("dim", dim)):
+      if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{layer_name} table {name!r}: {what} must be an int >= 1, got {v!r}")
+    out.append((name, int(num_ids), int(dim)))
+  names = [t[0] for t in out]
+  dupes = sorted({n for n in names if names.count(n) > 1})
+  if dupes:
+    raise ValueError(f"{layer_name} has duplicate table names {dupes}")
+  return out
+
+
+@register
+class FeatureEmbedding(tf.keras.layers.Layer):
+  """Looks up one embedding per id feature, from per-field tables or one fused table.
+
+  For feature f read through table t(f) with E_t in R^{V_t x d_t}:
+
+    e_f = E_t(f)[ids_f]    (B,) ids -> (B, d_t);  (B, T) ids -> (B, T, d_t)
+
+  Fused mode (`fused=True`) stores every table in one E in R^{(sum_t V_t) x d}
+  (all d_t equal) with row offsets o_t = sum_{s<t} V_s, and looks up all
+  features with one gather: e_f = E[ids_f + o_t(f)]. Same math, same API.
+
+  Lookups are `tf.gather` on the variables, so gradients are `tf.IndexedSlices`
+  and sparse optimizers (FTRL, AdaGrad) touch only the looked-up rows. The
+  tables are `embedding_variables`; their names contain "embedding/" (per
+  field: ".../embedding/<table>", fused: ".../embedding/fused").
+
+  `embeddings_regularizer` is applied to the looked-up rows only (each lookup
+  counts, padding positions included), added as a layer loss, never to the
+  whole table.
+
+  Args:
+    tables: list of (name, num_ids, dim). One table per entry; exactly what
+      `FeatureSpec.embedding_tables()` returns.
+    feature_to_table: mapping feature name -> table name, for features that
+      read another feature's table (e.g. a sequence with
+      `shares_vocabulary_with`). Every table is also looked up under its own
+      name. Defaults to None.
+    fused: bool. One fused table with per-field offsets. Defaults to False.
+    stack: bool. Return one (B, n, d) tensor of the single-id features, in
+      `feature_names` order (all dims equal, all inputs (B,)) instead of a
+      dict. Defaults to False.
+    embeddings_initializer: initializer (cloned per table). Defaults to
+      "uniform" (Keras Embedding's U(-0.05, 0.05)).
+    embeddings_regularizer: regularizer on looked-up rows. Defaults to None.
+
+  Input: dict feature name -> int ids (B,) or (B, T); keys not used are
+  ignored (pass the whole feature dict). Output: dict feature name ->
+  (B, d) / (B, T, d), or (B, n, d) with `stack=True`.
+
+  Example:
+    >>> emb = FeatureEmbedding([("user", 10, 4), ("item", 20, 4)], stack=True)
+    >>> emb({"user": tf.constant([1, 2]), "item": tf.constant([3, 4])}).shape
+    TensorShape([2, 2, 4])
+  """
+
+  def __init__(self,
+               tables: Sequence[Any],
+               feature_to_table: Optional[Mapping[str, str]] = None,
+               fused: bool = False,
+               stack: bool = False,
+               embeddings_initializer: Any = "uniform",
+               embeddings_regularizer: Any = None,
+               **kwargs):
+    super().__init__(**kwargs)
+    kind = type(self).__name__
+    self.tables = _normalize_tables(tables, kind)
+    table_names = [t[0] for t in self.tables]
+    mapping = dict(feature_to_table or {})
+    for feature, table in mapping.items():
+      if table not in table_names:
+        raise ValueError(f"{kind} feature_to_table maps {feature!r} to table {table!r}, "
+                         f"which is not one of the tables {table_names}")
+    self.feature_to_table = mapping
+    self._features = {t: t for t in table_names}
+    self._features.update(mapping)
+    self.fused = bool(fused)
+    self.stack = bool(stack)
+    dims = sorted({t[2] for t in self.tables})
+    if (self.fused or self.stack) and len(dims) > 1:
+      raise ValueError(f"{kind} with fused={self.fused}, stack={self.stack} needs one "
+                       f"embedding dim for all tables, got dims "
+                       f"{ {t[0]: t[2] for t in self.tables} }")
+    self.embeddings_initializer = tf.keras.initializers.get(embeddings_initializer)
+    self.embeddings_regularizer = tf.keras.regularizers.get(embeddings_regularizer)
+    self._table_index = {t[0]: i for i, t in enumerate(self.tables)}
+    offsets, total = {}, 0
+    for name, num_ids, _ in self.tables:
+      offsets[name] = total
+      total += num_ids
+    self.offsets = offsets
+    self.total_ids = total
+
+  @classmethod
+  def from_spec(cls, spec, **kwargs) -> "FeatureEmbedding":
+    """Builds the layer for every id feature of a fitted `FeatureSpec`.
+
+    Sequences with `shares_vocabulary_with` read the shared feature's table.
+    """
+    mapping = {f.name: f.shares_vocabulary_with for f in spec.sequence_features
+               if f.shares_vocabulary_with}
+    return cls(spec.embedding_tables(), feature_to_table=mapping, **kwargs)
+
+  @property
+  def feature_names(self) -> list:
+    """Features looked up, in output order: the tables, then `feature_to_table` keys."""
+    return list(self._features)
+
+  @property
+  def embedding_variables(self) -> list:
+    """The table variables (for sparse optimizers); empty before `build`."""
+    if not self.built:
+      return []
+    return [self.fused_table] if self.fused else list(self.table_variables)
+
+  def build(self, input_shape):
+    if self.fused:
+      self.fused_table = self.add_weight(
+          name=EMBEDDING_PREFIX + "fused", shape=(self.total_ids, self.tables[0][2]),
+          initializer=initializers.clone_initializer(self.embeddings_initializer, 0),
+          trainable=True)
+    else:
+      self.table_variables = [
+          self.add_weight(name=EMBEDDING_PREFIX + name, shape=(num_ids, dim),
+                          initializer=initializers.clone_initializer(self.embeddings_initializer, i),
+                          trainable=True)
+          for i, (name, num_ids, dim) in enumerate(self.tables)]
+    super().build(input_shape)
+
+  def _ids(self, inputs) -> dict:
+    kind = type(self).__name__
+    if not isinstance(inputs, Mapping):
+      raise ValueError(f"{kind} expects a dict of id tensors keyed by feature name, "
+                       f"got {type(inputs).__name__}")
+    missing = [f for f in self._features if f not in inputs]
+    if missing:
+      raise ValueError(f"{kind} is missing input(s) {missing}; got keys {sorted(inputs)}")
+    ids = {}
+    for f in self._features:
+      x = tf.convert_to_tensor(inputs[f])
+      if not x.dtype.is_integer:
+        raise ValueError(f"{kind} input {f!r} must hold integer ids, got dtype {x.dtype.name} "
+                         f"with shape {x.shape}")
+      if x.shape.rank not in (1, 2):
+        raise ValueError(f"{kind} input {f!r} must have shape (batch,) or (batch, T), "
+                         f"got shape {x.shape}")
+      if self.stack and x.shape.rank != 1:
+        raise ValueError(f"{kind} with stack=True needs single ids (batch,) for every feature; "
+                         f"input {f!r} has shape {x.shape}")
+      ids[f] = tf.cast(x, tf.int64)
+    return ids
+
+  def lookup(self, inputs) -> dict:
+    """Dict feature -> embeddings (B, d) or (B, T, d), whatever `stack` says."""
+    ids = self._ids(inputs)
+    out = {}
+    if self.fused:
+      d = self.tables[0][2]
+      flat = [tf.reshape(ids[f] + self.offsets[t], (-1,)) for f, t in self._features.items()]
+      sizes = [tf.size(x) for x in flat]
+      rows = tf.gather(self.fused_table, tf.concat(flat, axis=0))  # (sum of sizes, d): one gather
+      for (f, _), part in zip(self._features.items(), tf.split(rows, tf.stack(sizes), axis=0)):
+        out[f] = tf.reshape(part, tf.concat([tf.shape(ids[f]), [d]], axis=0))  # (B[, T], d)
+        out[f].set_shape(ids[f].shape.concatenate(d))
+    else:
+      for f, t in self._features.items():
+        out[f] = tf.gather(self.table_variables[self._table_index[t]], ids[f])  # (B[, T], d)
+    if self.embeddings_regularizer is not None:
+      self.add_loss(tf.add_n([self.embeddings_regularizer(e) for e in out.values()]))
+    return out
+
+  def call(self, inputs):
+    out = self.lookup(inputs)
+    if self.stack:
+      return tf.stack([out[f] for f in self._features], axis=1)  # (B, n, d)
+    return out
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({
+        "tables": [list(t) for t in self.tables],
+        "feature_to_table": dict(self.feature_to_table),
+        "fused": self.fused,
+        "stack": self.stack,
+        "embeddings_initializer": tf.keras.initializers.serialize(self.embeddings_initializer),
+        "embeddings_regularizer": tf.keras.regularizers.serialize(self.embeddings_regularizer),
+    })
+    return config

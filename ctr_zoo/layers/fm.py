@@ -1,0 +1,58 @@
+"""FactorizationMachine: all pairwise dot products in O(n d)."""
+
+import tensorflow as tf
+
+from ctr_zoo.layers import shapes
+from ctr_zoo.serialization import register
+
+
+@register
+class FactorizationMachine(tf.keras.layers.Layer):
+  """Second-order FM term in the square-of-sum form.
+
+  For field embeddings V in R^{B x n x d}:
+
+    sum_{i<j} <v_i, v_j> = 1/2 sum_k ((sum_i v_ik)^2 - sum_i v_ik^2)
+
+  computed in O(n d) per example. No weights (the embeddings and the linear
+  part live in `FeatureEmbedding` and `LinearLogit`).
+
+  Args:
+    reduce_sum: bool. Sum over k (output (B, 1)); False keeps the per-dimension
+      terms (B, d) (the "bi-interaction" of NFM). Defaults to True.
+
+  Input shape: (B, n, d). Output shape: (B, 1) or (B, d).
+
+  Example:
+    >>> FactorizationMachine()(tf.ones((2, 3, 4))).shape
+    TensorShape([2, 1])
+
+  Paper: S. Rendle, "Factorization Machines", ICDM'10, Eq. 1 and Lemma 3.1;
+  H. Guo et al., "DeepFM", IJCAI'17.
+  """
+
+  def __init__(self, reduce_sum: bool = True, **kwargs):
+    super().__init__(**kwargs)
+    self.reduce_sum = bool(reduce_sum)
+
+  def build(self, input_shape):
+    shapes.check_shape("FactorizationMachine", input_shape, "(batch, n_fields, d)", 3)
+    super().build(input_shape)
+
+  def call(self, inputs):
+    v = tf.convert_to_tensor(inputs)  # (B, n, d)
+    square_of_sum = tf.square(tf.reduce_sum(v, axis=1))  # (B, d)
+    sum_of_square = tf.reduce_sum(tf.square(v), axis=1)  # (B, d)
+    out = 0.5 * (square_of_sum - sum_of_square)  # (B, d)
+    if self.reduce_sum:
+      out = tf.reduce_sum(out, axis=1, keepdims=True)  # (B, 1)
+    return out
+
+  def compute_output_shape(self, input_shape):
+    shape = tf.TensorShape(input_shape)
+    return tf.TensorShape((shape[0], 1 if self.reduce_sum else shape[2]))
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({"reduce_sum": self.reduce_sum})
+    return config
