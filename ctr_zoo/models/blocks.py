@@ -1,0 +1,187 @@
+"""Glue shared by the zoo's models: spec inputs -> embeddings, field stacks, towers.
+
+The interaction layers live in `ctr_zoo.layers`; this module only holds the
+small, model-side pieces that turn a spec's input dict into what those layers
+take (and two tiny registered glue layers, so that no model needs a Lambda
+layer, which `.keras` loading would refuse):
+
+- `SequencePooling`: masked mean (or sum) of a sequence's embeddings,
+  mask = ids != PAD_ID.
+- `DenseFieldEmbedding`: float fields x (B, m) -> x_j v_j (B, m, d), the usual
+  way FM/DeepFM/AutoInt/xDeepFM/CDot treat numeric fields as fields.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import tensorflow as tf
+
+from ctr_zoo.feature_columns import spec as spec_lib
+from ctr_zoo.layers import embedding as embedding_lib
+from ctr_zoo.serialization import register
+
+
+@register
+class SequencePooling(tf.keras.layers.Layer):
+  """Masked pooling of sequence embeddings over positions with id != PAD_ID.
+
+    mean: out = sum_t M_t e_t / max(sum_t M_t, 1);  sum: out = sum_t M_t e_t
+
+  Args:
+    mode: str. "mean" or "sum". Defaults to "mean".
+
+  Inputs: [embeddings (B, T, d), ids (B, T)]. Output: (B, d); an empty
+  sequence gives zeros.
+  """
+
+  def __init__(self, mode: str = "mean", **kwargs):
+    super().__init__(**kwargs)
+    if mode not in ("mean", "sum"):
+      raise ValueError(f"SequencePooling mode must be 'mean' or 'sum', got {mode!r}")
+    self.mode = mode
+
+  def call(self, inputs):
+    emb, ids = inputs
+    mask = tf.cast(tf.not_equal(ids, spec_lib.PAD_ID), emb.dtype)[:, :, tf.newaxis]  # (B, T, 1)
+    total = tf.reduce_sum(emb * mask, axis=1)  # (B, d)
+    if self.mode == "sum":
+      return total
+    return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)  # (B, d)
+
+  def get_config(self):
+    return {**super().get_config(), "mode": self.mode}
+
+
+@register
+class SequenceMask(tf.keras.layers.Layer):
+  """ids (B, T) -> float mask (B, T) of positions with id != PAD_ID."""
+
+  def call(self, ids):
+    return tf.cast(tf.not_equal(ids, spec_lib.PAD_ID), tf.float32)  # (B, T)
+
+
+@register
+class DenseFieldEmbedding(tf.keras.layers.Layer):
+  """Numeric fields as embedded fields: e_j = x_j v_j.
+
+    out[b, j, :] = x[b, j] * V[j, :],   V in R^{m x d}
+
+  Args:
+    dim: int. d, the embedding width. Must be >= 1.
+    initializer: initializer of V. Defaults to "glorot_uniform".
+
+  Input: (B, m) floats. Output: (B, m, d).
+  """
+
+  def __init__(self, dim: int, initializer="glorot_uniform", **kwargs):
+    super().__init__(**kwargs)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+      raise ValueError(f"DenseFieldEmbedding dim must be an int >= 1, got {dim!r}")
+    self.dim = dim
+    self.initializer = tf.keras.initializers.get(initializer)
+
+  def build(self, input_shape):
+    m = tf.TensorShape(input_shape)[-1]
+    if m is None:
+      raise ValueError(f"DenseFieldEmbedding needs a static number of fields, got shape {input_shape}")
+    self.kernel = self.add_weight(name="kernel", shape=(int(m), self.dim),
+                                  initializer=self.initializer, trainable=True)
+    super().build(input_shape)
+
+  def call(self, x):
+    return x[:, :, tf.newaxis] * self.kernel[tf.newaxis]  # (B, m, d)
+
+  def get_config(self):
+    return {**super().get_config(), "dim": self.dim,
+            "initializer": tf.keras.initializers.serialize(self.initializer)}
+
+
+def l2_or_none(strength: float):
+  return tf.keras.regularizers.l2(strength) if strength else None
+
+
+def embedding_dim(spec: spec_lib.FeatureSpec, owner: str) -> int:
+  """The one embedding width of every id feature (field-wise models need it)."""
+  dims = sorted({d for _, _, d in spec.embedding_tables()})
+  if len(dims) != 1:
+    raise ValueError(f"{owner} needs one embedding_dim for every id feature, got "
+                     f"{ {n: d for n, _, d in spec.embedding_tables()} }; use "
+                     "spec.with_embedding_dim(d)")
+  return dims[0]
+
+
+def embed(inputs: dict, spec: spec_lib.FeatureSpec, embedding_l2: float = 0.0,
+          name: str = "embedding") -> list:
+  """Per-field embeddings in spec order: id features (B, d), sequences pooled (B, d)."""
+  if not spec.embedding_tables():
+    return []
+  layer = embedding_lib.FeatureEmbedding.from_spec(
+      spec, embeddings_regularizer=l2_or_none(embedding_l2), name=name)
+  emb = layer(inputs)
+  out = []
+  for f in spec.features:
+    if isinstance(f, spec_lib.SequenceFeature):
+      out.append(SequencePooling("mean", name=f"{name}_pool_{f.name}")([emb[f.name], inputs[f.name]]))
+    elif f.is_categorical:
+      out.append(emb[f.name])
+  return out
+
+
+def dense_matrix(inputs: dict, spec: spec_lib.FeatureSpec) -> Optional[tf.Tensor]:
+  """The float features as one (B, m) tensor, or None when there are none."""
+  cols = [tf.keras.layers.Reshape((1,), name=f"dense_{f.name}")(inputs[f.name])
+          for f in spec.dense_features]
+  if not cols:
+    return None
+  return cols[0] if len(cols) == 1 else tf.keras.layers.Concatenate(name="dense_features")(cols)
+
+
+def concat(tensors: list, name: str) -> tf.Tensor:
+  tensors = [t for t in tensors if t is not None]
+  if len(tensors) == 1:
+    return tensors[0]
+  return tf.keras.layers.Concatenate(axis=-1, name=name)(tensors)
+
+
+def flat_input(inputs: dict, spec: spec_lib.FeatureSpec, embedding_l2: float = 0.0) -> tf.Tensor:
+  """x0 = [e_1; ..; e_n; x_dense]: (B, sum_f d_f + m), the input of DNN/cross towers."""
+  return concat(embed(inputs, spec, embedding_l2) + [dense_matrix(inputs, spec)], name="x0")
+
+
+def field_stack(inputs: dict, spec: spec_lib.FeatureSpec, embedding_l2: float = 0.0,
+                owner: str = "model") -> tf.Tensor:
+  """X (B, n, d): id fields, pooled sequences, then numeric fields as x_j v_j."""
+  d = embedding_dim(spec, owner)
+  fields = [tf.keras.layers.Reshape((1, d), name=f"field_{i}")(e)
+            for i, e in enumerate(embed(inputs, spec, embedding_l2))]  # (B, 1, d) each
+  dense = dense_matrix(inputs, spec)
+  if dense is not None:
+    fields.append(DenseFieldEmbedding(d, name="dense_field_embedding")(dense))  # (B, m, d)
+  if len(fields) == 1:
+    return fields[0]
+  return tf.keras.layers.Concatenate(axis=1, name="fields")(fields)  # (B, n, d)
+
+
+def linear_logit(inputs: dict, spec: spec_lib.FeatureSpec, l2: float = 0.0,
+                 name: str = "linear") -> tf.Tensor:
+  """The wide / first-order part: sum_f w_f[id_f] + v^T x_dense + b (B, 1)."""
+  from ctr_zoo.layers import linear as linear_lib  # pylint: disable=g-import-not-at-top
+  return linear_lib.LinearLogit.from_spec(spec, kernel_regularizer=l2_or_none(l2), name=name)(inputs)
+
+
+def add(tensors: list, name: str) -> tf.Tensor:
+  tensors = [t for t in tensors if t is not None]
+  if len(tensors) == 1:
+    return tensors[0]
+  return tf.keras.layers.Add(name=name)(tensors)
+
+
+def dense_logit(x: tf.Tensor, name: str = "head") -> tf.Tensor:
+  """A final Dense(1) (B, 1)."""
+  return tf.keras.layers.Dense(1, name=name)(x)
+
+
+def flatten(x: tf.Tensor, name: str = "flatten_fields") -> tf.Tensor:
+  """(B, n, d) -> (B, n d)."""
+  return tf.keras.layers.Flatten(name=name)(x)
