@@ -1,0 +1,101 @@
+"""Optimizers selectable by name (or dict) from experiment configs."""
+
+import re
+from typing import Any, Callable, Dict
+
+import tensorflow as tf
+
+from ctr_zoo.optimizers import ftrl
+from ctr_zoo.optimizers import group_lasso_ftrl
+from ctr_zoo.optimizers import lamb
+from ctr_zoo.optimizers import lookahead
+
+_legacy = tf.keras.optimizers.legacy
+
+
+def _split(**kwargs):
+  from ctr_zoo.optimizers import split  # pylint: disable=g-import-not-at-top
+  return split.SplitOptimizer(**kwargs)
+
+
+# name -> factory(**overrides). All are legacy Keras optimizers (sparse-aware).
+_FACTORIES: Dict[str, Callable[..., Any]] = {
+    "sgd": lambda **kw: _legacy.SGD(**{"learning_rate": 0.01, **kw}),
+    "momentum": lambda **kw: _legacy.SGD(**{"learning_rate": 0.01, "momentum": 0.9, **kw}),
+    "nesterov": lambda **kw: _legacy.SGD(**{"learning_rate": 0.01, "momentum": 0.9, "nesterov": True, **kw}),
+    "adam": lambda **kw: _legacy.Adam(**kw),
+    "amsgrad": lambda **kw: _legacy.Adam(**{"amsgrad": True, **kw}),
+    "adagrad": lambda **kw: _legacy.Adagrad(**{"learning_rate": 0.01, **kw}),
+    "rmsprop": lambda **kw: _legacy.RMSprop(**kw),
+    "ftrl": lambda **kw: ftrl.Ftrl(**kw),
+    "group_lasso_ftrl": lambda **kw: group_lasso_ftrl.GroupLassoFtrl(**kw),
+    "lamb": lambda **kw: lamb.Lamb(**kw),
+    "lookahead": lambda **kw: lookahead.Lookahead(**kw),
+    "split": _split,
+}
+
+_LOOKAHEAD = re.compile(r"^lookahead\((.+)\)$")
+
+
+def names():
+  """Returns the selectable names (plus "lookahead(<name>)")."""
+  return sorted(_FACTORIES)
+
+
+def get(identifier):
+  """Returns a legacy tf.keras optimizer for a name, dict or optimizer.
+
+  Args:
+    identifier: One of
+      - a legacy tf.keras optimizer: returned as is;
+      - a name: "sgd", "momentum", "nesterov", "adam", "amsgrad", "adagrad",
+        "rmsprop", "ftrl", "group_lasso_ftrl", "lamb", "split", or
+        "lookahead(<name>)" (case-insensitive);
+      - a dict {"name": <name>, **constructor arguments}, e.g.
+        {"name": "ftrl", "learning_rate": 0.05, "l1": 1e-4},
+        {"name": "lookahead", "optimizer": "adam", "sync_period": 5},
+        {"name": "lookahead(adam)", "learning_rate": 1e-3, "sync_period": 5}
+        (learning_rate goes to the inner Adam),
+        {"name": "split", "embedding_optimizer": "adagrad",
+         "dense_optimizer": {"name": "adam", "learning_rate": 1e-3}};
+      - a Keras serialised optimizer {"class_name": ..., "config": ...}.
+
+  Returns:
+    A ``tf.keras.optimizers.legacy.Optimizer``.
+
+  Raises:
+    ValueError: unknown name (the message lists the known ones).
+    TypeError: a new-style (non-legacy) Keras optimizer or another type.
+  """
+  if isinstance(identifier, _legacy.Optimizer):
+    return identifier
+  if isinstance(identifier, tf.keras.optimizers.Optimizer):
+    raise TypeError(f"ctr_zoo needs legacy Keras optimizers (sparse row updates), got the new-style "
+                    f"{type(identifier).__name__}; use tf.keras.optimizers.legacy.{type(identifier).__name__} "
+                    "or a name such as 'adam'.")
+  if isinstance(identifier, str):
+    return _from_name(identifier, {})
+  if isinstance(identifier, dict):
+    if "class_name" in identifier:
+      return tf.keras.optimizers.deserialize(identifier, use_legacy_optimizer=True)
+    if "name" not in identifier:
+      raise ValueError(f"An optimizer dict needs a 'name' key, got keys {sorted(identifier)}.")
+    kwargs = dict(identifier)
+    return _from_name(kwargs.pop("name"), kwargs)
+  raise TypeError(f"Cannot make an optimizer from {identifier!r} (type {type(identifier).__name__}); "
+                  "pass a name, a dict with 'name', or a legacy tf.keras optimizer.")
+
+
+def _from_name(name: str, kwargs):
+  if not isinstance(name, str):
+    raise TypeError(f"Optimizer name must be a str, got {name!r}.")
+  key = name.strip().lower()
+  match = _LOOKAHEAD.match(key)
+  if match:
+    # sync_period / slow_step_size / name configure Lookahead; the rest (e.g.
+    # learning_rate) configure the inner optimizer.
+    outer = {k: kwargs.pop(k) for k in ("sync_period", "slow_step_size", "name") if k in kwargs}
+    return lookahead.Lookahead(optimizer=_from_name(match.group(1).strip(), kwargs), **outer)
+  if key not in _FACTORIES:
+    raise ValueError(f"Unknown optimizer name {name!r}; known: {names()} and 'lookahead(<name>)'.")
+  return _FACTORIES[key](**kwargs)
