@@ -40,4 +40,9 @@ def keras_version() -> str:
   return tf_keras.__version__
 
 
+# Importing the subpackages registers every layer, model and optimizer with
+# Keras, so tf.keras.models.load_model needs no custom_objects.
 from ctr_zoo import feature_columns  # noqa: E402,F401
+from ctr_zoo import layers  # noqa: E402,F401
+from ctr_zoo import optimizers  # noqa: E402,F401
+from ctr_zoo import models  # noqa: E402,F401
