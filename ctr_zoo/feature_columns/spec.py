@@ -238,7 +238,9 @@ class SequenceFeature:
 
   @property
   def is_fitted(self) -> bool:
-    return self.hash_buckets is not None or self.vocabulary is not None
+    """Fitted, or sharing a vocabulary (FeatureSpec.is_fitted checks the partner)."""
+    return (self.hash_buckets is not None or self.vocabulary is not None
+            or self.shares_vocabulary_with is not None)
 
   @property
   def num_ids(self) -> int:

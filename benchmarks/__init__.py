@@ -1,0 +1,1 @@
+"""Benchmarks: AUC tables and throughput comparisons (CLI entry points)."""

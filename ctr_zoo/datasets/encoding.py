@@ -1,0 +1,196 @@
+"""Raw values -> model inputs, vectorised over a record batch.
+
+This module is the reference for how a raw value becomes an id or a float. An
+in-graph TensorFlow implementation (the serving export) must reproduce it
+exactly; the rules, per feature kind (see `ctr_zoo.feature_columns.spec` for
+the reserved ids MISSING_ID = 0, OOV_ID = 1, NUM_RESERVED_IDS = 2):
+
+Label: "0"/"1" -> float32 0.0/1.0.
+
+DenseFeature, raw value parsed as int64 from a base-10 integer string
+(`tf.strings.to_number(s, tf.int64)`), then converted to float64 x (exact for
+|x| < 2**53). Float Parquet/DataFrame columns give float64 x directly. All the
+arithmetic below is float64; the result is rounded ONCE to float32:
+
+- "none":        float32(x); missing -> 0.0.
+- "log1p":       float32(log1p(max(x, 0))); missing -> 0.0.
+- "standardize": float32((x - mean) / std), mean/std as stored in the spec
+                 (float64); missing -> 0.0 (the mean).
+- "bucketize":   integer bucket b = floor(ln(x)**2) if x > 2 else trunc(x)
+                 (float64 ln; int64 b); the token is str(b) (e.g. "-1", "0",
+                 "12"), then a vocabulary id exactly like a categorical value:
+                 token in the vocabulary at index i -> 2 + i, other -> OOV_ID,
+                 missing -> MISSING_ID. `spec.bucketize_value` gives the token
+                 of one value.
+
+CategoricalFeature, raw value = the exact string (no trimming, case sensitive;
+an integer column gives its decimal string), empty or null = missing:
+
+- vocabulary: value == vocabulary[i] -> 2 + i; missing -> 0; any other value
+  (rare in the fitted split, or unseen) -> 1.
+- hash_buckets: 2 + tf.strings.to_hash_bucket_fast(value, hash_buckets)
+  (FarmHash Fingerprint64 of the UTF-8 bytes, mod hash_buckets); missing -> 0.
+
+SequenceFeature, raw value = tokens joined by `separator` (oldest first, most
+recent last); empty tokens are dropped ("a||b" == "a|b"), an empty or missing
+string is an empty sequence. The LAST max_len tokens are kept in order, each
+mapped exactly like a categorical value (with the vocabulary or hash buckets
+of `shares_vocabulary_with` when set), placed at positions 0..len-1 and
+right-padded with PAD_ID = 0: int64 (max_len,). Mask = ids != 0.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ctr_zoo.feature_columns import spec as spec_lib
+
+MISSING_ID = spec_lib.MISSING_ID
+OOV_ID = spec_lib.OOV_ID
+NUM_RESERVED_IDS = spec_lib.NUM_RESERVED_IDS
+
+
+def id_source(spec: spec_lib.FeatureSpec, feature) -> Tuple[Optional[tuple], Optional[int]]:
+  """(vocabulary, hash_buckets) that map `feature`'s tokens to ids.
+
+  Follows `shares_vocabulary_with` for sequences.
+  """
+  if isinstance(feature, spec_lib.SequenceFeature) and feature.shares_vocabulary_with:
+    partner = spec[feature.shares_vocabulary_with]
+    return partner.vocabulary, partner.hash_buckets
+  return feature.vocabulary, feature.hash_buckets
+
+
+@functools.lru_cache(maxsize=256)
+def _vocab_array(vocabulary: tuple, as_int: bool) -> pa.Array:
+  if as_int:
+    return pa.array([int(v) for v in vocabulary], pa.int64())
+  return pa.array(vocabulary, pa.string())
+
+
+def vocab_ids(values: pa.Array, vocabulary: tuple, as_int: bool = False) -> np.ndarray:
+  """Ids of string (or int64 bucket) values: 2 + index, OOV 1, missing 0.
+
+  Args:
+    values: pa.Array of string (or int64 if `as_int`), nulls = missing.
+    vocabulary: tuple of str. The fitted vocabulary.
+    as_int: bool. Values and vocabulary tokens are integers. Defaults to False.
+
+  Returns:
+    np.ndarray int64 of shape (n,).
+  """
+  if vocabulary is None:
+    raise spec_lib.SpecError("the feature is not fitted (no vocabulary): run datasets.fit first")
+  index = pc.index_in(values, value_set=_vocab_array(vocabulary, as_int))
+  ids = pc.fill_null(pc.add(pc.cast(index, pa.int64()), NUM_RESERVED_IDS), OOV_ID)
+  ids = pc.if_else(pc.is_null(values), MISSING_ID, ids)
+  return np.asarray(ids.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def hash_ids(values: pa.Array, hash_buckets: int) -> np.ndarray:
+  """2 + tf.strings.to_hash_bucket_fast(value, hash_buckets); missing -> 0."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  missing = pc.is_null(values).to_numpy(zero_copy_only=False)
+  strings = pc.fill_null(values, "").to_numpy(zero_copy_only=False)
+  if len(strings) == 0:
+    return np.zeros((0,), np.int64)
+  buckets = tf.strings.to_hash_bucket_fast(tf.constant(strings, tf.string), hash_buckets).numpy()
+  return np.where(missing, MISSING_ID, buckets.astype(np.int64) + NUM_RESERVED_IDS)
+
+
+def bucketize(values: pa.Array) -> pa.Array:
+  """Criteo-style buckets as int64: floor(ln(x)^2) if x > 2 else trunc(x); nulls stay null."""
+  x = values.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> nan
+  missing = np.isnan(x)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    big = np.floor(np.log(np.where(x > 2, x, 3.0)) ** 2)
+  b = np.where(x > 2, big, np.trunc(np.where(missing, 0.0, x))).astype(np.int64)
+  return pa.array(b, pa.int64(), mask=missing)
+
+
+def dense_values(values: pa.Array, feature: spec_lib.DenseFeature) -> np.ndarray:
+  """float32 (n,) model input of a non-bucketized DenseFeature (see module doc)."""
+  x = values.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> nan
+  missing = np.isnan(x)
+  if feature.transform == "none":
+    y = x
+  elif feature.transform == "log1p":
+    y = np.log1p(np.maximum(x, 0.0))
+  elif feature.transform == "standardize":
+    y = (x - float(feature.mean)) / float(feature.std)
+  else:
+    raise ValueError(f"dense_values: {feature.name!r} has transform {feature.transform!r}")
+  return np.where(missing, 0.0, y).astype(np.float32)
+
+
+def token_ids(values: pa.Array, vocabulary, hash_buckets, as_int: bool = False) -> np.ndarray:
+  if hash_buckets is not None:
+    return hash_ids(values, hash_buckets)
+  return vocab_ids(values, vocabulary, as_int)
+
+
+def split_tokens(values: pa.Array, separator: str) -> Tuple[pa.Array, np.ndarray]:
+  """Splits "a|b|c" strings: (flat non-empty tokens, row index of each token)."""
+  lists = pc.split_pattern(pc.fill_null(values, ""), separator)
+  flat = pc.list_flatten(lists)
+  parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+  nonempty = pc.not_equal(flat, "")
+  flat = flat.filter(nonempty)
+  parents = parents[nonempty.to_numpy(zero_copy_only=False)]
+  return flat, parents
+
+
+def sequence_ids(values: pa.Array, feature: spec_lib.SequenceFeature, vocabulary,
+                 hash_buckets) -> np.ndarray:
+  """int64 (n, max_len): the last max_len tokens' ids, right-padded with 0."""
+  n = len(values)
+  out = np.zeros((n, feature.max_len), np.int64)
+  flat, parents = split_tokens(values, feature.separator)
+  if len(flat) == 0:
+    return out
+  ids = token_ids(flat, vocabulary, hash_buckets)
+  counts = np.bincount(parents, minlength=n)  # tokens per row
+  starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+  rank = np.arange(len(parents)) - starts[parents]  # position within the row
+  first_kept = np.maximum(counts - feature.max_len, 0)[parents]
+  keep = rank >= first_kept
+  out[parents[keep], (rank - first_kept)[keep]] = ids[keep]
+  return out
+
+
+def encode_table(table: pa.Table, spec: spec_lib.FeatureSpec,
+                 with_label: bool = True) -> Tuple[Dict[str, np.ndarray], Optional[np.ndarray]]:
+  """Encodes a typed raw table (a `readers.RawBatch.table`) with a fitted spec.
+
+  Args:
+    table: pa.Table. The label (int8) and every feature, typed by the readers.
+    spec: FeatureSpec. Must be fitted.
+    with_label: bool. Also return the label. Defaults to True.
+
+  Returns:
+    (features, labels): features maps names to np arrays (int64 (n,) ids,
+    float32 (n,) values, int64 (n, max_len) sequences); labels float32 (n,).
+  """
+  out = {}
+  for f in spec.features:
+    col = table.column(f.name)
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if isinstance(f, spec_lib.SequenceFeature):
+      vocabulary, hash_buckets = id_source(spec, f)
+      out[f.name] = sequence_ids(arr, f, vocabulary, hash_buckets)
+    elif isinstance(f, spec_lib.DenseFeature):
+      if f.is_categorical:
+        out[f.name] = vocab_ids(bucketize(arr), f.vocabulary, as_int=True)
+      else:
+        out[f.name] = dense_values(arr, f)
+    else:
+      out[f.name] = token_ids(arr, f.vocabulary, f.hash_buckets)
+  labels = None
+  if with_label:
+    labels = table.column(spec.label).to_numpy().astype(np.float32)
+  return out, labels

@@ -1,0 +1,392 @@
+"""`fit` (raw -> fitted FeatureSpec) and `transform` (raw -> Parquet shards).
+
+Both make one streaming pass over the raw source (see `readers`), so memory is
+bounded by the batch size plus the vocabularies being counted; all per-row
+work is vectorised with pyarrow / NumPy.
+
+Fitting rules (the rows of `fit_split` only, when a split is given):
+
+- Categorical / bucketized dense / sequence vocabularies: count every
+  non-missing value (every token of a sequence); keep values seen at least
+  `min_count` times; order by descending count, ties by ascending value
+  (byte order of the UTF-8 string), so ids are stable across runs; keep at
+  most `max_vocab_size` values when set. A sequence that shares another
+  feature's vocabulary adds its tokens to that feature's counts and keeps no
+  vocabulary of its own. Hashed features need no fitting.
+- "standardize": mean and population std of the non-missing float64 values
+  (std 1.0 if the values are constant or absent).
+
+Output of `transform`: `output_dir/<split>/part-NNNNN.parquet` with one column
+per feature (int64 ids, float32 values, fixed_size_list<int64>[max_len] for
+sequences) and the label as float32, plus `output_dir/spec.json` (the fitted
+spec) and `output_dir/summary.json` (the `TransformSummary`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Dict, Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ctr_zoo.datasets import encoding
+from ctr_zoo.datasets import readers
+from ctr_zoo.datasets import splits as splits_lib
+from ctr_zoo.feature_columns import spec as spec_lib
+
+_MERGE_EVERY = 1 << 21  # pending (value, count) rows before a merge
+
+
+class _ValueCounter:
+  """Streaming value counts of one field, merged with pyarrow group_by."""
+
+  def __init__(self, value_type):
+    self.value_type = value_type
+    self.pending = []
+    self.pending_rows = 0
+    self.merged = None  # pa.Table(value, count)
+
+  def add(self, values: pa.Array) -> None:
+    values = values.drop_null()
+    if len(values) == 0:
+      return
+    vc = pc.value_counts(values)  # struct<values, counts>
+    self.pending.append(pa.table({"value": vc.field("values"),
+                                  "count": pc.cast(vc.field("counts"), pa.int64())}))
+    self.pending_rows += len(vc)
+    if self.pending_rows >= _MERGE_EVERY:
+      self._merge()
+
+  def _merge(self) -> None:
+    tables = ([self.merged] if self.merged is not None else []) + self.pending
+    self.pending, self.pending_rows = [], 0
+    if not tables:
+      return
+    t = pa.concat_tables(tables)
+    agg = t.group_by("value").aggregate([("count", "sum")])
+    self.merged = agg.select(["value", "count_sum"]).rename_columns(["value", "count"])
+
+  def vocabulary(self, min_count: int, max_vocab_size: Optional[int]) -> tuple:
+    self._merge()
+    if self.merged is None:
+      return ()
+    t = self.merged.filter(pc.greater_equal(self.merged.column("count"), min_count))
+    if pa.types.is_integer(t.column("value").type):
+      t = t.set_column(0, "value", pc.cast(t.column("value"), pa.string()))
+    order = pc.sort_indices(t, sort_keys=[("count", "descending"), ("value", "ascending")])
+    values = t.column("value").take(order).to_pylist()
+    if max_vocab_size is not None:
+      values = values[:max_vocab_size]
+    return tuple(values)
+
+  @property
+  def distinct(self) -> int:
+    self._merge()
+    return 0 if self.merged is None else self.merged.num_rows
+
+
+@dataclasses.dataclass
+class FitSummary:
+  """What `fit` saw.
+
+  Attributes:
+    rows: int. Rows fitted on (after the split filter).
+    positives: int. Rows with label 1.
+    ctr: float. positives / rows.
+    distinct_values: dict. Distinct non-missing values per counted field.
+    vocabulary_sizes: dict. Kept vocabulary size per fitted field.
+    read: dict. The `ReadSummary` of the pass (skipped rows, files).
+    seconds: float. Wall time.
+  """
+  rows: int = 0
+  positives: int = 0
+  ctr: float = 0.0
+  distinct_values: dict = dataclasses.field(default_factory=dict)
+  vocabulary_sizes: dict = dataclasses.field(default_factory=dict)
+  read: dict = dataclasses.field(default_factory=dict)
+  seconds: float = 0.0
+
+
+def _check_split(split, fit_split: str):
+  if split is not None and fit_split not in split.names:
+    raise ValueError(f"fit_split {fit_split!r} is not one of the split names {split.names}")
+
+
+def fit(source: Any, spec: spec_lib.FeatureSpec, *, split=None, fit_split: str = "train",
+        on_bad_rows: str = "error", file_format: str = "auto",
+        block_size: int = readers.DEFAULT_BLOCK_SIZE, batch_rows: int = readers.DEFAULT_BATCH_ROWS,
+        progress=None, return_summary: bool = False):
+  """Fits vocabularies and statistics in one streaming pass.
+
+  Args:
+    source: a path, glob, list of paths, pandas DataFrame or pyarrow Table of
+      raw rows (see `readers`).
+    spec: FeatureSpec. The unfitted (or previously fitted) spec; its
+      min_count / max_vocab_size / transforms say what to fit.
+    split: RandomSplit, FileSplit or None. When set, only rows assigned to
+      `fit_split` are used. Defaults to None (all rows).
+    fit_split: str. Which split to fit on. Defaults to "train".
+    on_bad_rows: str. "error" or "skip" (see `readers`). Defaults to "error".
+    file_format: str. "auto", "tsv", "csv" or "parquet". Defaults to "auto".
+    block_size: int. Text bytes per batch. Defaults to 2 MiB.
+    batch_rows: int. Rows per Parquet / in-memory batch. Defaults to 65536.
+    progress: callable(path, done, total) or None.
+    return_summary: bool. Also return a `FitSummary`. Defaults to False.
+
+  Returns:
+    The fitted FeatureSpec (and the FitSummary if `return_summary`).
+  """
+  _check_split(split, fit_split)
+  start = time.perf_counter()
+  counters: Dict[str, _ValueCounter] = {}
+  moments: Dict[str, list] = {}
+  for f in spec.features:
+    if isinstance(f, spec_lib.DenseFeature):
+      if f.is_categorical:
+        counters[f.name] = _ValueCounter(pa.int64())
+      elif f.transform == "standardize":
+        moments[f.name] = [0, 0.0, 0.0]  # n, sum, sum of squares
+    elif isinstance(f, spec_lib.SequenceFeature) and f.shares_vocabulary_with:
+      continue
+    elif f.hash_buckets is None:
+      counters[f.name] = _ValueCounter(pa.string())
+  summary = FitSummary()
+  read_summary = readers.ReadSummary()
+  for batch in readers.read_batches(source, spec, on_bad_rows=on_bad_rows, file_format=file_format,
+                                    block_size=block_size, batch_rows=batch_rows,
+                                    summary=read_summary, progress=progress):
+    table = batch.table
+    if split is not None:
+      which = split.assign(batch.file_index, batch.row_keys)
+      table = table.filter(pa.array(which == split.names.index(fit_split)))
+      if table.num_rows == 0:
+        continue
+    summary.rows += table.num_rows
+    summary.positives += int(pc.sum(pc.cast(table.column(spec.label), pa.int64())).as_py() or 0)
+    for f in spec.features:
+      col = table.column(f.name)
+      if isinstance(f, spec_lib.DenseFeature):
+        if f.is_categorical:
+          counters[f.name].add(encoding.bucketize(col.combine_chunks()))
+        elif f.name in moments:
+          x = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False) if col.null_count == 0 else \
+              pc.cast(col.drop_null(), pa.float64()).to_numpy(zero_copy_only=False)
+          m = moments[f.name]
+          m[0] += len(x)
+          m[1] += float(np.sum(x))
+          m[2] += float(np.sum(x * x))
+      elif isinstance(f, spec_lib.SequenceFeature):
+        target = f.shares_vocabulary_with or f.name
+        if target in counters:
+          flat, _ = encoding.split_tokens(col.combine_chunks(), f.separator)
+          counters[target].add(flat)
+      elif f.name in counters:
+        counters[f.name].add(col.combine_chunks())
+  if summary.rows == 0:
+    raise readers.DataError(f"fit: no rows to fit on (split {fit_split!r}); files "
+                            f"{read_summary.files}")
+  fitted = []
+  for f in spec.features:
+    if f.name in counters:
+      vocab = counters[f.name].vocabulary(f.min_count, getattr(f, "max_vocab_size", None))
+      summary.distinct_values[f.name] = counters[f.name].distinct
+      summary.vocabulary_sizes[f.name] = len(vocab)
+      f = dataclasses.replace(f, vocabulary=vocab)
+    elif f.name in moments:
+      n, s, ss = moments[f.name]
+      mean = s / n if n else 0.0
+      var = max(ss / n - mean * mean, 0.0) if n else 0.0
+      std = float(np.sqrt(var)) if var > 1e-24 else 1.0
+      f = dataclasses.replace(f, mean=float(mean), std=std)
+    fitted.append(f)
+  summary.ctr = summary.positives / summary.rows
+  summary.read = read_summary.to_dict()
+  summary.seconds = time.perf_counter() - start
+  out = spec.with_features(fitted)
+  return (out, summary) if return_summary else out
+
+
+@dataclasses.dataclass
+class TransformSummary:
+  """What `transform` wrote.
+
+  Attributes:
+    rows: dict. Rows per split.
+    positives: dict. Label-1 rows per split.
+    ctr: dict. CTR per split.
+    oov_rate: dict. Per id feature: fraction of non-missing values (tokens for
+      sequences) mapped to OOV_ID, over all splits.
+    missing_rate: dict. Per id feature: fraction of rows mapped to MISSING_ID.
+    vocabulary_sizes: dict. num_ids per id feature (reserved ids included).
+    shards: dict. Parquet files per split.
+    read: dict. The `ReadSummary` (rows read, rows skipped by reason, examples).
+    seconds: float. Wall time.
+  """
+  rows: dict = dataclasses.field(default_factory=dict)
+  positives: dict = dataclasses.field(default_factory=dict)
+  ctr: dict = dataclasses.field(default_factory=dict)
+  oov_rate: dict = dataclasses.field(default_factory=dict)
+  missing_rate: dict = dataclasses.field(default_factory=dict)
+  vocabulary_sizes: dict = dataclasses.field(default_factory=dict)
+  shards: dict = dataclasses.field(default_factory=dict)
+  read: dict = dataclasses.field(default_factory=dict)
+  seconds: float = 0.0
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+
+def output_schema(spec: spec_lib.FeatureSpec) -> pa.Schema:
+  """Arrow schema of the transformed shards."""
+  fields = [pa.field(spec.label, pa.float32())]
+  for f in spec.features:
+    if isinstance(f, spec_lib.SequenceFeature):
+      fields.append(pa.field(f.name, pa.list_(pa.int64(), f.max_len)))
+    elif f in spec.dense_features:
+      fields.append(pa.field(f.name, pa.float32()))
+    else:
+      fields.append(pa.field(f.name, pa.int64()))
+  return pa.schema(fields)
+
+
+def encoded_to_table(features: Dict[str, np.ndarray], labels: np.ndarray,
+                     spec: spec_lib.FeatureSpec) -> pa.Table:
+  """Encoded arrays -> an Arrow table with `output_schema(spec)`."""
+  schema = output_schema(spec)
+  arrays = [pa.array(labels, pa.float32())]
+  for f in spec.features:
+    v = features[f.name]
+    if isinstance(f, spec_lib.SequenceFeature):
+      arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1), pa.int64()), f.max_len))
+    else:
+      arrays.append(pa.array(v))
+  return pa.Table.from_arrays(arrays, schema=schema)
+
+
+class _ShardWriter:
+  """Writes one split's rows to part-NNNNN.parquet files of bounded size."""
+
+  def __init__(self, directory: str, schema: pa.Schema, rows_per_shard: int, compression: str):
+    self.directory = directory
+    self.schema = schema
+    self.rows_per_shard = rows_per_shard
+    self.compression = compression
+    self.writer = None
+    self.rows_in_shard = 0
+    self.paths = []
+
+  def write(self, table: pa.Table) -> None:
+    while table.num_rows:
+      if self.writer is None:
+        os.makedirs(self.directory, exist_ok=True)
+        path = os.path.join(self.directory, f"part-{len(self.paths):05d}.parquet")
+        self.paths.append(path)
+        self.writer = pq.ParquetWriter(path, self.schema, compression=self.compression)
+        self.rows_in_shard = 0
+      take = min(table.num_rows, self.rows_per_shard - self.rows_in_shard)
+      self.writer.write_table(table.slice(0, take), row_group_size=take)
+      self.rows_in_shard += take
+      table = table.slice(take)
+      if self.rows_in_shard >= self.rows_per_shard:
+        self.close()
+
+  def close(self) -> None:
+    if self.writer is not None:
+      self.writer.close()
+      self.writer = None
+
+
+def transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, split=None,
+              on_bad_rows: str = "error", file_format: str = "auto",
+              block_size: int = readers.DEFAULT_BLOCK_SIZE,
+              batch_rows: int = readers.DEFAULT_BATCH_ROWS, rows_per_shard: int = 1 << 20,
+              compression: str = "snappy", progress=None) -> TransformSummary:
+  """Maps raw rows to ids / floats and writes Parquet shards per split.
+
+  Args:
+    source: raw rows, as for `fit`.
+    spec: FeatureSpec. Must be fitted (`fit`).
+    output_dir: str. Where `<split>/part-NNNNN.parquet`, `spec.json` and
+      `summary.json` go. Existing shards of the same splits are replaced.
+    split: RandomSplit, FileSplit or None. Defaults to None: one split, "train".
+    on_bad_rows: str. "error" or "skip". Defaults to "error".
+    file_format: str. "auto", "tsv", "csv" or "parquet". Defaults to "auto".
+    block_size: int. Text bytes per batch. Defaults to 2 MiB.
+    batch_rows: int. Rows per Parquet / in-memory batch. Defaults to 65536.
+    rows_per_shard: int. Rows per output file. Defaults to 2**20.
+    compression: str. Parquet codec. Defaults to "snappy".
+    progress: callable(path, done, total) or None.
+
+  Returns:
+    TransformSummary (also written to output_dir/summary.json).
+  """
+  if not spec.is_fitted:
+    unfitted = [f.name for f in spec.features if not f.is_fitted]
+    raise spec_lib.SpecError(f"transform needs a fitted spec; not fitted: {unfitted} (run fit first)")
+  start = time.perf_counter()
+  names = splits_lib.split_names(split)
+  for name in names:
+    d = os.path.join(output_dir, name)
+    if os.path.isdir(d):
+      for old in os.listdir(d):
+        if old.startswith("part-") and old.endswith(".parquet"):
+          os.remove(os.path.join(d, old))
+  schema = output_schema(spec)
+  writers = [_ShardWriter(os.path.join(output_dir, n), schema, rows_per_shard, compression)
+             for n in names]
+  id_features = [f for f in spec.features if f not in spec.dense_features]
+  oov = {f.name: 0 for f in id_features}
+  present = {f.name: 0 for f in id_features}
+  missing = {f.name: 0 for f in id_features}
+  rows = np.zeros(len(names), np.int64)
+  positives = np.zeros(len(names), np.int64)
+  read_summary = readers.ReadSummary()
+  try:
+    for batch in readers.read_batches(source, spec, on_bad_rows=on_bad_rows,
+                                      file_format=file_format, block_size=block_size,
+                                      batch_rows=batch_rows, summary=read_summary,
+                                      progress=progress):
+      features, labels = encoding.encode_table(batch.table, spec)
+      for f in id_features:
+        ids = features[f.name]
+        oov[f.name] += int(np.count_nonzero(ids == spec_lib.OOV_ID))
+        if ids.ndim == 2:
+          present[f.name] += int(np.count_nonzero(ids != 0))
+          missing[f.name] += int(np.count_nonzero(~ids.any(axis=1)))
+        else:
+          n_missing = int(np.count_nonzero(ids == spec_lib.MISSING_ID))
+          missing[f.name] += n_missing
+          present[f.name] += len(ids) - n_missing
+      table = encoded_to_table(features, labels, spec)
+      which = None if split is None else split.assign(batch.file_index, batch.row_keys)
+      for i, writer in enumerate(writers):
+        part = table if which is None else table.filter(pa.array(which == i))
+        if part.num_rows:
+          rows[i] += part.num_rows
+          positives[i] += int(np.sum(part.column(spec.label).to_numpy()))
+          writer.write(part)
+  finally:
+    for w in writers:
+      w.close()
+  total = int(rows.sum())
+  summary = TransformSummary(
+      rows={n: int(r) for n, r in zip(names, rows)},
+      positives={n: int(p) for n, p in zip(names, positives)},
+      ctr={n: (float(p) / r if r else 0.0) for n, p, r in zip(names, positives, rows)},
+      oov_rate={k: (oov[k] / present[k] if present[k] else 0.0) for k in oov},
+      missing_rate={k: (missing[k] / total if total else 0.0) for k in missing},
+      vocabulary_sizes={f.name: spec.num_ids(f.name) for f in id_features},
+      shards={n: w.paths for n, w in zip(names, writers)},
+      read=read_summary.to_dict(),
+      seconds=time.perf_counter() - start)
+  os.makedirs(output_dir, exist_ok=True)
+  spec.save(os.path.join(output_dir, "spec.json"))
+  with open(os.path.join(output_dir, "summary.json"), "w") as fh:
+    json.dump(summary.to_dict(), fh, indent=1)
+  return summary

@@ -1,0 +1,124 @@
+"""Raw CTR data -> fitted spec + Parquet shards per split.
+
+  python -m experiments.preprocess --input=train.txt --output=data_cache/criteo \
+      --spec=criteo --min_count=10 --split=random:0.8,0.1,0.1
+  bazel run //experiments:preprocess -- --input=... --output=... --spec=criteo
+
+--input: a file, a glob or a comma-separated list (Criteo TSV, CSV with a
+header, Parquet; .gz allowed); or "synthetic:<rows>" to generate the built-in
+synthetic Criteo-style data first (into <output>/raw/synthetic.tsv).
+--spec: "criteo" or a path to a FeatureSpec JSON file.
+Prints a progress bar and a summary (rows, CTR, vocabulary sizes, OOV rates,
+skipped rows); writes <output>/spec.json and <output>/summary.json.
+"""
+
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
+from ctr_zoo import datasets
+from ctr_zoo.feature_columns import criteo_spec
+from ctr_zoo.feature_columns.spec import FeatureSpec
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("input", None, "Raw file(s): path, glob, comma list, or synthetic:<rows>.")
+flags.DEFINE_string("output", None, "Output directory.")
+flags.DEFINE_string("spec", "criteo", "'criteo' or a FeatureSpec JSON path.")
+flags.DEFINE_integer("min_count", 1, "Vocabulary min count (criteo spec).")
+flags.DEFINE_enum("dense_transform", "log1p", ["none", "log1p", "standardize", "bucketize"],
+                  "Transform of I1..I13 (criteo spec).")
+flags.DEFINE_integer("hash_buckets", None, "Hash categorical fields instead (criteo spec).")
+flags.DEFINE_integer("embedding_dim", 16, "Embedding width written into the spec.")
+flags.DEFINE_string("split", "random:0.8,0.1,0.1", "'random:a,b,c', 'files:N' or 'none'.")
+flags.DEFINE_integer("seed", 0, "Split seed (and synthetic data seed).")
+flags.DEFINE_enum("on_bad_rows", "error", ["error", "skip"], "Bad-row policy.")
+flags.DEFINE_enum("format", "auto", ["auto", "tsv", "csv", "parquet"], "Input format.")
+flags.DEFINE_integer("rows_per_shard", 1 << 20, "Rows per output Parquet file.")
+
+
+class _Progress:
+  """A one-line progress bar on stderr."""
+
+  def __init__(self, label: str):
+    self.label = label
+    self.start = time.perf_counter()
+    self.last = 0.0
+
+  def __call__(self, path, done, total):
+    now = time.perf_counter()
+    if now - self.last < 0.5 and done < total:
+      return
+    self.last = now
+    frac = done / total if total else 1.0
+    bar = "#" * int(30 * frac)
+    sys.stderr.write(f"\r{self.label} [{bar:<30}] {100 * frac:5.1f}% "
+                     f"{os.path.basename(path)} {now - self.start:6.1f}s")
+    sys.stderr.flush()
+
+  def done(self):
+    sys.stderr.write("\n")
+
+
+def _inputs(text: str, output: str, seed: int) -> list:
+  if text.startswith("synthetic:"):
+    rows = int(float(text.split(":", 1)[1]))
+    path = os.path.join(output, "raw", "synthetic.tsv")
+    info = datasets.generate_criteo_tsv(path, rows, seed=seed)
+    print(f"generated {rows:,} synthetic rows -> {path} (CTR {info['ctr']:.4f}, "
+          f"oracle AUC {info['oracle_auc']:.4f}, logloss {info['oracle_logloss']:.4f})")
+    return [path]
+  return [p for p in text.split(",") if p]
+
+
+def main(argv):
+  del argv
+  if not FLAGS.input or not FLAGS.output:
+    raise app.UsageError("--input and --output are required")
+  if FLAGS.spec == "criteo":
+    spec = criteo_spec(dense_transform=FLAGS.dense_transform, min_count=FLAGS.min_count,
+                       embedding_dim=FLAGS.embedding_dim, hash_buckets=FLAGS.hash_buckets)
+  else:
+    spec = FeatureSpec.load(FLAGS.spec)
+  os.makedirs(FLAGS.output, exist_ok=True)
+  sources = _inputs(FLAGS.input, FLAGS.output, FLAGS.seed)
+  split = datasets.parse_split(FLAGS.split, seed=FLAGS.seed)
+  common = dict(split=split, on_bad_rows=FLAGS.on_bad_rows, file_format=FLAGS.format)
+  try:
+    bar = _Progress("fit      ")
+    fitted, fit_summary = datasets.fit(sources, spec, progress=bar, return_summary=True, **common)
+    bar.done()
+    bar = _Progress("transform")
+    summary = datasets.transform(sources, fitted, FLAGS.output, progress=bar,
+                                 rows_per_shard=FLAGS.rows_per_shard, **common)
+    bar.done()
+  except (datasets.DataError, ValueError) as e:
+    print(f"\nerror: {e}", file=sys.stderr)
+    return 1
+  print(f"\nfit on {fit_summary.rows:,} rows in {fit_summary.seconds:.1f}s; "
+        f"transform in {summary.seconds:.1f}s")
+  print(f"{'split':<8}{'rows':>12}{'CTR':>9}")
+  for name, rows in summary.rows.items():
+    print(f"{name:<8}{rows:>12,}{summary.ctr[name]:>9.4f}")
+  print(f"\n{'feature':<14}{'ids':>10}{'OOV rate':>10}{'missing':>10}")
+  for name, size in summary.vocabulary_sizes.items():
+    print(f"{name:<14}{size:>10,}{summary.oov_rate[name]:>10.4f}{summary.missing_rate[name]:>10.4f}")
+  read = summary.read
+  print(f"\nskipped rows: {read['rows_skipped']:,}" +
+        (f" {read['skipped_by_reason']}" if read["rows_skipped"] else ""))
+  for example in read["examples"]:
+    print(f"  {example}")
+  print(f"wrote {FLAGS.output}/spec.json, summary.json and "
+        f"{sum(len(v) for v in summary.shards.values())} shard(s)")
+  return 0
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()
