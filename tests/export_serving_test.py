@@ -152,8 +152,6 @@ class ExportServingTest(testing.TestCase):
   def test_errors(self):
     spec = preprocessing.fit(self._tiny_tsv(), criteo_like_spec())
     model = models.build("lr", spec)
-    with self.assertRaisesRegex(NotImplementedError, "prune_zero_rows"):
-      export.export_saved_model(model, spec, self.make_temp_dir(), prune_zero_rows=True)
     other = spec.with_features(list(spec.features) + [spec_lib.CategoricalFeature("C9", hash_buckets=3)])
     with self.assertRaisesRegex(ValueError, r"no inputs for spec features \['C9'\]"):
       export.export_saved_model(model, other, self.make_temp_dir())

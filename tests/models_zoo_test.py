@@ -21,6 +21,7 @@ import tensorflow as tf
 from ctr_zoo import models
 from ctr_zoo.feature_columns import spec as spec_lib
 from ctr_zoo.feature_columns import criteo_spec
+from ctr_zoo.layers import cross_net_v1
 
 BATCH = 64
 DIM = 4
@@ -268,6 +269,16 @@ class ModelZooTest(testing.TestCase, parameterized.TestCase):
     self.assertEqual(low.get_layer("cross").count_params(), 2 * (2 * d0 * 3 + d0))
     parallel = models.build("dcn_v2", spec, structure="parallel", num_cross_layers=1, dnn_dims=(8,))
     self.assertEqual(parallel.get_layer("head").input_shape, (None, d0 + 8))
+
+  def test_dcn_parallel_vector_cross(self):
+    spec = small_criteo_spec()
+    d0 = 5 * DIM + DIM + 3  # 4 vocab cats + hashed + bucketized, 3 dense
+    model = models.build("dcn", spec, num_cross_layers=2, dnn_dims=(8,))
+    self.assertIsInstance(model.get_layer("cross"), cross_net_v1.VectorCrossNet)
+    self.assertEqual(model.get_layer("cross").count_params(), 2 * 2 * d0)  # w_l, b_l in R^D
+    self.assertEqual(model.get_layer("head").input_shape, (None, d0 + 8))  # [x_L; MLP(x0)]
+    cross_only = models.build("dcn", spec, num_cross_layers=1, dnn_dims=())
+    self.assertEqual(cross_only.get_layer("head").input_shape, (None, d0))
 
 
 if __name__ == "__main__":

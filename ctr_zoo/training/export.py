@@ -33,17 +33,33 @@ The SavedModel needs only TensorFlow to run: load it with plain
 `tf.saved_model.load(path)` in a process that never imports ctr_zoo. The spec
 is also written next to it as `assets/spec.json`.
 
-Pruning of all-zero embedding rows (`prune_zero_rows=True`, for group-lasso
-FTRL) is not implemented yet and raises NotImplementedError.
+Pruning (`prune_zero_rows=True`, for tables trained with group-lasso FTRL,
+which zeroes whole rows): every `FeatureEmbedding` table among the model's
+`embedding_variables` that has all-zero rows, and gets smaller by dropping
+them, is exported as a `PrunedTable`: its k non-zero rows plus one zero row
+(k + 1, d) and their ids in ascending order (k + 1,) (an int64 sentinel last).
+In the serving graph an id is found by binary search (`tf.searchsorted`);
+the id of a dropped row maps to the zero row, so predictions are identical to
+the unpruned model's. Both arrays are variables, so the exported size is
+honest: (k + 1) (4 d + 8) bytes instead of 4 V d per table. The SavedModel
+then holds only the pruned tables and the model's other variables (no Keras
+model object); the returned dict reports per-table and on-disk sizes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+from typing import Optional
 
+from absl import logging
+import numpy as np
 import tensorflow as tf
 
 from ctr_zoo.feature_columns import spec as spec_lib
+from ctr_zoo.layers import embedding as embedding_lib
+from ctr_zoo.optimizers import sparsity
 
 _SIGNATURE_OUTPUTS = ("probability", "logit")
 
@@ -56,6 +72,140 @@ def _lookup_table(vocabulary) -> tf.lookup.StaticHashTable:
       tf.lookup.KeyValueTensorInitializer(keys, values), default_value=spec_lib.OOV_ID)
 
 
+class PrunedTable(tf.Module):
+  """An embedding table (V, d) without its all-zero rows, read like the full table.
+
+  With kept ids s_0 < .. < s_{k-1} (the non-zero rows) and their rows R:
+
+    rows = [R; 0] (k + 1, d);  kept_ids = [s_0, .., s_{k-1}, int64 max] (k + 1,)
+    lookup(i) = rows[j] if kept_ids[j] == i, j = searchsorted(kept_ids, i), else rows[k] = 0
+
+  so `lookup(i)` equals the full table's row i for every id 0 <= i < V.
+  `sparse_read` (what `tf.gather(table, ids)` calls) makes it a drop-in
+  replacement for the table variable inside `FeatureEmbedding.lookup`.
+
+  Args:
+    table: tf.Variable (V, d). The trained table.
+    name: str or None. Module name. Defaults to None.
+  """
+
+  def __init__(self, table, name: Optional[str] = None):
+    super().__init__(name=name)
+    kept_ids, rows = sparsity.prune_table(table)  # (k,), (k, d)
+    self.num_rows, self.dim = (int(n) for n in table.shape)
+    self.num_kept = int(kept_ids.shape[0])
+    self.kept_ids = tf.Variable(np.append(kept_ids, np.iinfo(np.int64).max), trainable=False,
+                                name="kept_ids")  # (k + 1,)
+    self.rows = tf.Variable(
+        np.concatenate([rows, np.zeros((1, self.dim), rows.dtype)]).astype(
+            table.dtype.as_numpy_dtype), trainable=False, name="rows")  # (k + 1, d)
+
+  @staticmethod
+  def size_bytes(num_kept: int, dim: int, value_bytes: int = 4) -> int:
+    """Bytes of a pruned table: (k + 1) int64 ids and (k + 1, d) values."""
+    return (num_kept + 1) * (8 + dim * value_bytes)
+
+  @property
+  def exported_bytes(self) -> int:
+    return self.size_bytes(self.num_kept, self.dim, self.rows.dtype.size)
+
+  def lookup(self, ids: tf.Tensor) -> tf.Tensor:
+    """ids (any shape, ints in [0, V)) -> rows (ids.shape + (d,)); dropped rows are 0.
+
+    Unlike a gather on the full table, an id >= V is not an error: it reads 0.
+    """
+    ids = tf.cast(ids, tf.int64)
+    flat = tf.reshape(ids, [-1])  # (N,)
+    pos = tf.searchsorted(self.kept_ids, flat, side="left", out_type=tf.int64)  # (N,) in [0, k]
+    found = tf.equal(tf.gather(self.kept_ids, pos), flat)
+    pos = tf.where(found, pos, tf.constant(self.num_kept, tf.int64))  # missing -> zero row k
+    rows = tf.gather(self.rows, pos)  # (N, d)
+    out = tf.reshape(rows, tf.concat([tf.shape(ids, out_type=tf.int64), [self.dim]], axis=0))
+    out.set_shape(ids.shape.concatenate(self.dim))
+    return out  # (..., d)
+
+  def sparse_read(self, indices, name=None):  # pylint: disable=unused-argument
+    return self.lookup(indices)
+
+
+def _table_slots(model) -> list:
+  """[(FeatureEmbedding layer, attribute, index or None, variable)] for every table of `model`."""
+  slots = []
+  for layer in (model,) + tuple(model.submodules):
+    if not isinstance(layer, embedding_lib.FeatureEmbedding) or not layer.built:
+      continue
+    if layer.fused:
+      slots.append((layer, "fused_table", None, layer.fused_table))
+    else:
+      slots.extend((layer, "table_variables", i, v) for i, v in enumerate(layer.table_variables))
+  return slots
+
+
+def _plan_pruning(model) -> tuple:
+  """Builds the PrunedTables of `model`; returns ({variable ref: PrunedTable}, report)."""
+  prunable = {v.ref() for _, _, _, v in _table_slots(model)}
+  pruned, report = {}, {}
+  for v in sparsity.embedding_tables(model):
+    stats = sparsity.table_sparsity(v, v.name)
+    entry = {"rows": stats.rows, "dim": stats.dim, "zero_rows": stats.zero_rows,
+             "zero_row_fraction": stats.zero_row_fraction, "dense_bytes": stats.dense_bytes,
+             "exported_bytes": stats.dense_bytes, "pruned": False}
+    size = PrunedTable.size_bytes(stats.rows - stats.zero_rows, stats.dim, v.dtype.size)
+    if v.ref() not in prunable:
+      entry["reason"] = "not a FeatureEmbedding table"
+    elif stats.zero_rows == 0:
+      entry["reason"] = "no zero rows"
+    elif size >= stats.dense_bytes:
+      entry["reason"] = "too few zero rows to save space"
+    else:
+      name = "pruned_" + re.sub(r"\W", "_", v.name.split(":")[0])
+      pruned[v.ref()] = PrunedTable(v, name=name)
+      entry.update(pruned=True, exported_bytes=size)
+    report[v.name] = entry
+  return pruned, report
+
+
+@contextlib.contextmanager
+def _pruned_lookups(model, pruned: dict):
+  """While active, the model's FeatureEmbedding layers read `pruned` tables instead.
+
+  Used only while the serving functions are traced and saved. The attributes
+  (`fused_table`, or entries of `table_variables`) are swapped with
+  `object.__setattr__`, so Keras' attribute tracking never sees the
+  PrunedTables (the layers' weights stay as they are), and restored on exit.
+  """
+  swaps = {}  # (id(layer), attr) -> [layer, attr, original, replacement]
+  for layer, attr, index, variable in _table_slots(model):
+    table = pruned.get(variable.ref())
+    if table is None:
+      continue
+    swap = swaps.setdefault((id(layer), attr), [layer, attr, layer.__dict__[attr], None])
+    if index is None:
+      swap[3] = table
+    else:
+      if swap[3] is None:
+        swap[3] = list(swap[2])
+      swap[3][index] = table
+  try:
+    for layer, attr, _, replacement in swaps.values():
+      object.__setattr__(layer, attr, replacement)
+    yield
+  finally:
+    for layer, attr, original, _ in swaps.values():
+      object.__setattr__(layer, attr, original)
+
+
+def _directory_bytes(path: str) -> int:
+  return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
+
+
+class _Untracked:
+  """Holds objects without making them part of a tf.Module's saved object graph."""
+
+  def __init__(self, **values):
+    self.__dict__.update(values)
+
+
 class RawFeatureModule(tf.Module):
   """The raw-string -> ids/floats -> model graph, as a trackable module.
 
@@ -63,18 +213,31 @@ class RawFeatureModule(tf.Module):
     model: tf.keras.Model. Takes the spec's feature dict and returns the click
       probability (B, 1); a `logit` layer is used for the logit when present.
     spec: FeatureSpec. The fitted spec the model was trained with.
+    pruned_tables: dict or None. {table variable ref: PrunedTable}. When
+      given, the module tracks (and so saves) these tables and every other
+      model variable instead of the Keras model; the serving functions must
+      then be traced under `_pruned_lookups(model, pruned_tables)`. Defaults
+      to None.
   """
 
-  def __init__(self, model: tf.keras.Model, spec: spec_lib.FeatureSpec):
+  def __init__(self, model: tf.keras.Model, spec: spec_lib.FeatureSpec,
+               pruned_tables: Optional[dict] = None):
     super().__init__(name="raw_feature_serving")
     if not spec.is_fitted:
       raise spec_lib.SpecError("export needs a fitted FeatureSpec (vocabularies present)")
     self._spec = spec
-    self.model = model
     try:
-      self.logit_model = tf.keras.Model(model.inputs, model.get_layer("logit").output)
+      logit_model = tf.keras.Model(model.inputs, model.get_layer("logit").output)
     except (ValueError, AttributeError, TypeError):
-      self.logit_model = None
+      logit_model = None
+    self._keras = _Untracked(model=model, logit_model=logit_model)
+    if pruned_tables is None:
+      self.model = model  # tracked: the SavedModel holds the Keras model and all its variables
+      self.logit_model = logit_model
+    else:
+      # Only the pruned tables and the other variables are saved, not the full tables.
+      self.pruned_tables = list(pruned_tables.values())
+      self.serving_variables = [v for v in model.variables if v.ref() not in pruned_tables]
     self.tables = {}
     for f in spec.features:
       vocab_owner = f
@@ -136,9 +299,9 @@ class RawFeatureModule(tf.Module):
 
   def predict_raw(self, raw: dict) -> dict:
     inputs = self.features_from_raw(raw)
-    probability = tf.reshape(self.model(inputs, training=False), [-1])
-    if self.logit_model is not None:
-      logit = tf.reshape(self.logit_model(inputs, training=False), [-1])
+    probability = tf.reshape(self._keras.model(inputs, training=False), [-1])
+    if self._keras.logit_model is not None:
+      logit = tf.reshape(self._keras.logit_model(inputs, training=False), [-1])
     else:
       p = tf.clip_by_value(probability, 1e-7, 1 - 1e-7)
       logit = tf.math.log(p) - tf.math.log1p(-p)
@@ -167,21 +330,27 @@ def export_saved_model(model: tf.keras.Model, spec: spec_lib.FeatureSpec, path: 
       input dict and a (B, 1) probability output).
     spec: FeatureSpec. The fitted spec the model was trained with.
     path: str. Output directory.
-    prune_zero_rows: bool. Drop all-zero embedding rows (group lasso). Not
-      implemented yet: True raises NotImplementedError. Defaults to False.
+    prune_zero_rows: bool. Export the model's `FeatureEmbedding` tables
+      without their all-zero rows (group lasso); ids of dropped rows read a
+      zero vector, so predictions are unchanged. A table is pruned only when
+      that makes it smaller ((k + 1)(4d + 8) < 4Vd bytes). Defaults to False.
 
   Returns:
-    {"path": path, "signatures": sorted signature names}.
+    {"path": path, "signatures": sorted signature names, "saved_model_bytes":
+    size of the directory, "variables_bytes": size of its variables/}; with
+    `prune_zero_rows` also "pruning": {table name: {"rows", "dim",
+    "zero_rows", "zero_row_fraction", "dense_bytes", "exported_bytes",
+    "pruned" (bool)[, "reason" when not pruned]}} and "table_bytes":
+    {"unpruned": sum of dense_bytes, "exported": sum of exported_bytes}.
   """
   spec = spec if isinstance(spec, spec_lib.FeatureSpec) else spec_lib.FeatureSpec.from_json(spec)
   missing = sorted(set(spec.feature_names) - set(getattr(model, "input_names", spec.feature_names)))
   if missing:
     raise ValueError(f"model {model.name!r} has no inputs for spec features {missing}")
+  pruned, report = (None, None)
   if prune_zero_rows:
-    raise NotImplementedError(
-        "export_saved_model(prune_zero_rows=True) is not implemented yet: dropping all-zero "
-        "rows needs the embedding layers to expose compactable tables; export without it")
-  module = RawFeatureModule(model, spec)
+    pruned, report = _plan_pruning(model)
+  module = RawFeatureModule(model, spec, pruned_tables=pruned)
 
   names = spec.feature_names
   field_specs = {n: tf.TensorSpec([None], tf.string, name=n) for n in names}
@@ -189,9 +358,6 @@ def export_saved_model(model: tf.keras.Model, spec: spec_lib.FeatureSpec, path: 
   @tf.function(input_signature=[field_specs])
   def _serve_dict(raw):
     return module.predict_raw(raw)
-
-  # serving_default takes keyword arguments named like the features.
-  serve_fields = _serve_dict.get_concrete_function()
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="lines")])
   def serve_tsv(lines):
@@ -204,14 +370,33 @@ def export_saved_model(model: tf.keras.Model, spec: spec_lib.FeatureSpec, path: 
   module.serve_fields = _serve_dict
   module.serve_tsv = serve_tsv
   module.preprocess = preprocess
-  signatures = {
-      "serving_default": serve_fields,
-      "serve_tsv": serve_tsv.get_concrete_function(),
-      "preprocess": preprocess.get_concrete_function(),
-  }
   os.makedirs(path, exist_ok=True)
-  tf.saved_model.save(module, path, signatures=signatures)
+  with _pruned_lookups(model, pruned or {}):
+    signatures = {
+        # serving_default takes keyword arguments named like the features.
+        "serving_default": _serve_dict.get_concrete_function(),
+        "serve_tsv": serve_tsv.get_concrete_function(),
+        "preprocess": preprocess.get_concrete_function(),
+    }
+    if pruned:
+      for name, fn in signatures.items():
+        leaked = [v.name for v in fn.variables if v.ref() in pruned]
+        if leaked:
+          raise RuntimeError(f"pruned export: signature {name!r} still reads the full tables "
+                             f"{leaked}; their lookups did not go through FeatureEmbedding")
+    tf.saved_model.save(module, path, signatures=signatures)
   assets = os.path.join(path, "assets")
   os.makedirs(assets, exist_ok=True)
   spec.save(os.path.join(assets, "spec.json"))
-  return {"path": path, "signatures": sorted(signatures)}
+  info = {"path": path, "signatures": sorted(signatures),
+          "saved_model_bytes": _directory_bytes(path),
+          "variables_bytes": _directory_bytes(os.path.join(path, "variables"))}
+  if prune_zero_rows:
+    info["pruning"] = report
+    info["table_bytes"] = {"unpruned": sum(e["dense_bytes"] for e in report.values()),
+                           "exported": sum(e["exported_bytes"] for e in report.values())}
+    logging.info("pruned export %s: %d of %d tables pruned, table bytes %d -> %d, SavedModel %d bytes",
+                 path, sum(e["pruned"] for e in report.values()), len(report),
+                 info["table_bytes"]["unpruned"], info["table_bytes"]["exported"],
+                 info["saved_model_bytes"])
+  return info

@@ -1,0 +1,1 @@
+"""experiments: the CLI targets (train, evaluate, preprocess, benchmark) and named configs."""

@@ -1,0 +1,263 @@
+"""Nested experiment configs: data, model, optimizer and trainer, with overrides.
+
+An `ExperimentConfig` is everything that defines one training run; its JSON
+(`to_dict`) is written to `model_dir/params.json` and identifies the run.
+Named experiments (`experiments.configs.registry`) are built from a base with a
+few fields changed; `--params_override` changes fields by dotted path:
+
+  trainer.epochs=2,model.params.dropout=0.1,optimizer.dense_learning_rate=3e-4
+
+Values are parsed as JSON when they parse (numbers, true/false/null, lists
+such as [256,128]), else kept as strings; a value is converted to the type of
+the field it replaces (an int for a float field becomes a float).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from typing import Any, Dict, List, Optional
+
+from ctr_zoo.training.trainer import TrainerConfig
+
+DATA_SOURCES = ("synthetic", "file")
+DATA_SPLITS = ("random", "by_day")
+
+
+class ConfigError(ValueError):
+  """A config or an override is malformed."""
+
+
+@dataclasses.dataclass
+class DataConfig:
+  """Where the examples come from and how raw fields become model inputs.
+
+  Args:
+    name: str. Short name of the data setup (for records and tables).
+      Defaults to "synthetic".
+    source: str. "synthetic" (the built-in generator, cached) or "file" (a raw
+      TSV/CSV/Parquet file given by `path` or --data). Defaults to "synthetic".
+    path: str. Raw data file for source="file". Defaults to "".
+    split: str. "random" (fractions below, seeded) or "by_day" (rows in file
+      order cut into `num_days` equal days: the first num_days - 1 train, the
+      last day halved into valid and test). Defaults to "random".
+    valid_fraction: float. Share of rows in valid (random split). Defaults to 0.1.
+    test_fraction: float. Share of rows in test (random split). Defaults to 0.1.
+    split_seed: int. Seed of the random split. Defaults to 2020.
+    num_days: int. Days in the file for split="by_day". Defaults to 7.
+    dense_transform: str. Transform of integer fields ("log1p", "bucketize",
+      "standardize", "none"). Defaults to "log1p".
+    min_count: int. Vocabulary min count (rarer values -> OOV). Defaults to 1.
+    embedding_dim: int. Embedding width of every id feature. Defaults to 16.
+    hash_buckets: int or None. Hash categorical values instead of a vocabulary.
+      Defaults to None.
+    synthetic_rows: int. Rows generated (train + valid + test). Defaults to 120000.
+    synthetic_seed: int. Seed of the synthetic world and its rows. Defaults to 7.
+    synthetic_options: dict. Extra keyword arguments of the generator.
+      Defaults to {}.
+  """
+  name: str = "synthetic"
+  source: str = "synthetic"
+  path: str = ""
+  split: str = "random"
+  valid_fraction: float = 0.1
+  test_fraction: float = 0.1
+  split_seed: int = 2020
+  num_days: int = 7
+  dense_transform: str = "log1p"
+  min_count: int = 1
+  embedding_dim: int = 16
+  hash_buckets: Optional[int] = None
+  synthetic_rows: int = 120000
+  synthetic_seed: int = 7
+  synthetic_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def validate(self) -> None:
+    if self.source not in DATA_SOURCES:
+      raise ConfigError(f"data.source must be one of {DATA_SOURCES}, got {self.source!r}")
+    if self.split not in DATA_SPLITS:
+      raise ConfigError(f"data.split must be one of {DATA_SPLITS}, got {self.split!r}")
+    for name in ("valid_fraction", "test_fraction"):
+      value = getattr(self, name)
+      if not 0 < value < 1:
+        raise ConfigError(f"data.{name} must be in (0, 1), got {value!r}")
+    if self.valid_fraction + self.test_fraction >= 1:
+      raise ConfigError(f"data.valid_fraction + data.test_fraction must be < 1, got "
+                        f"{self.valid_fraction} + {self.test_fraction}")
+    if self.num_days < 2:
+      raise ConfigError(f"data.num_days must be >= 2, got {self.num_days!r}")
+    if self.synthetic_rows < 100:
+      raise ConfigError(f"data.synthetic_rows must be >= 100, got {self.synthetic_rows!r}")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+  """Which zoo model and its config fields.
+
+  Args:
+    name: str. A name from `ctr_zoo.models.names()`. Defaults to "dcn_v2".
+    params: dict. Overrides of the model's config dataclass (passed to
+      `ctr_zoo.models.build(name, spec, **params)`). Defaults to {}.
+  """
+  name: str = "dcn_v2"
+  params: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+  """The optimizer split: one optimizer for embedding tables, one for the rest.
+
+  Args:
+    embedding: str. Optimizer name for `model.embedding_variables`
+      (`ctr_zoo.optimizers.get`). Defaults to "adagrad".
+    embedding_learning_rate: float. Defaults to 0.05.
+    embedding_params: dict. Extra constructor arguments. Defaults to {}.
+    dense: str. Optimizer name for `model.dense_variables`. Defaults to "adam".
+    dense_learning_rate: float. Defaults to 1e-3.
+    dense_params: dict. Extra constructor arguments. Defaults to {}.
+  """
+  embedding: str = "adagrad"
+  embedding_learning_rate: float = 0.05
+  embedding_params: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  dense: str = "adam"
+  dense_learning_rate: float = 1e-3
+  dense_params: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+  """One training run: data + model + optimizer + trainer.
+
+  Args:
+    name: str. The registered experiment name. Defaults to "custom".
+    data: DataConfig.
+    model: ModelConfig.
+    optimizer: OptimizerConfig.
+    trainer: TrainerConfig (from ctr_zoo.training).
+  """
+  name: str = "custom"
+  data: DataConfig = dataclasses.field(default_factory=DataConfig)
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+  trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+
+  def to_dict(self) -> Dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(self)))
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+  def validate(self) -> "ExperimentConfig":
+    self.data.validate()
+    self.trainer.__post_init__()  # re-check after overrides
+    return self
+
+  @classmethod
+  def from_dict(cls, d: Dict[str, Any]) -> "ExperimentConfig":
+    cfg = cls()
+    apply_overrides(cfg, _flatten(d))
+    return cfg
+
+
+def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+  out = {}
+  for key, value in d.items():
+    if isinstance(value, dict) and not key.endswith("params") and key != "synthetic_options":
+      out.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
+
+
+def split_overrides(text: str) -> List[str]:
+  """Splits "a=1,b=[1,2],c=x" on the commas outside brackets and quotes."""
+  items, depth, quote, current = [], 0, None, []
+  for ch in text:
+    if quote:
+      quote = None if ch == quote else quote
+    elif ch in "\"'":
+      quote = ch
+    elif ch in "[{":
+      depth += 1
+    elif ch in "]}":
+      depth -= 1
+    elif ch == "," and depth == 0:
+      items.append("".join(current))
+      current = []
+      continue
+    current.append(ch)
+  items.append("".join(current))
+  return [item.strip() for item in items if item.strip()]
+
+
+def parse_overrides(text: str) -> Dict[str, Any]:
+  """"key=value,..." -> {dotted key: parsed value}; ConfigError on a bad item."""
+  out = {}
+  for item in split_overrides(text or ""):
+    if "=" not in item:
+      raise ConfigError(f"--params_override item {item!r} is not key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    try:
+      value = json.loads(raw)
+    except json.JSONDecodeError:
+      value = raw
+    out[key] = value
+  return out
+
+
+def _coerce(path: str, old: Any, value: Any) -> Any:
+  if old is None or value is None:
+    return value
+  if isinstance(old, bool):
+    if isinstance(value, bool):
+      return value
+    raise ConfigError(f"{path} must be true or false, got {value!r}")
+  if isinstance(old, int):
+    if isinstance(value, int) and not isinstance(value, bool):
+      return value
+    raise ConfigError(f"{path} must be an integer, got {value!r}")
+  if isinstance(old, float):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+      return float(value)
+    raise ConfigError(f"{path} must be a number, got {value!r}")
+  if isinstance(old, str):
+    return value if isinstance(value, str) else json.dumps(value)
+  if isinstance(old, dict) and not isinstance(value, dict):
+    raise ConfigError(f"{path} must be an object, got {value!r}")
+  return value
+
+
+def apply_overrides(cfg: Any, overrides: Dict[str, Any]) -> Any:
+  """Sets dotted-path fields of a nested dataclass in place; returns it.
+
+  Inside a dict field (model.params, optimizer.*_params) any key may be set;
+  elsewhere an unknown field raises ConfigError listing the allowed ones.
+  """
+  for path, value in overrides.items():
+    parts = path.split(".")
+    target = cfg
+    for i, part in enumerate(parts):
+      last = i == len(parts) - 1
+      where = ".".join(parts[:i + 1])
+      if isinstance(target, dict):
+        if last:
+          target[part] = value
+        else:
+          target = target.setdefault(part, {})
+        continue
+      if not dataclasses.is_dataclass(target):
+        raise ConfigError(f"cannot set {path!r}: {'.'.join(parts[:i])} is not a config section")
+      names = [f.name for f in dataclasses.fields(target)]
+      if part not in names:
+        raise ConfigError(f"unknown config field {where!r}; allowed here: {names}")
+      if last:
+        old = getattr(target, part)
+        if dataclasses.is_dataclass(old):
+          raise ConfigError(f"{where!r} is a config section; set one of its fields "
+                            f"({[f.name for f in dataclasses.fields(old)]})")
+        setattr(target, part, _coerce(where, old, copy.deepcopy(value)))
+      else:
+        target = getattr(target, part)
+  return cfg

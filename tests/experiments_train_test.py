@@ -1,0 +1,94 @@
+"""experiments.train end to end on tiny synthetic data (flagsaver, temp dirs)."""
+
+import io
+import json
+import os
+from unittest import mock
+
+from absl import flags
+from absl.testing import flagsaver
+
+from tests import testing
+
+import tensorflow as tf
+
+from experiments import configs
+from experiments import train
+from ctr_zoo.training import model_dir as model_dir_lib
+
+FLAGS = flags.FLAGS
+TINY = ("data.synthetic_rows=3000,trainer.batch_size=128,trainer.max_steps=6,"
+        "trainer.checkpoint_every_steps=3,trainer.eval_batch_size=1024")
+
+
+class TrainTest(testing.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    if not FLAGS.is_parsed():
+      FLAGS.mark_as_parsed()
+
+  def setUp(self):
+    super().setUp()
+    self.cache = self.make_temp_dir()
+    patcher = mock.patch.dict(os.environ, {"CTR_ZOO_CACHE": self.cache})
+    patcher.start()
+    self.addCleanup(patcher.stop)
+
+  def tearDown(self):
+    tf.keras.backend.experimental.disable_tf_random_generator()
+    super().tearDown()
+
+  def _main(self, **flag_values):
+    out = io.StringIO()
+    with flagsaver.flagsaver(progress=False, export=False, **flag_values), \
+        mock.patch("sys.stdout", out), mock.patch("sys.stderr", io.StringIO()) as err:
+      code = train.main([])
+    return code, out.getvalue(), err.getvalue()
+
+  def test_smoke_writes_every_output_and_prints_summary(self):
+    model_dir = os.path.join(self.make_temp_dir(), "run")
+    code, out, err = self._main(experiment="dnn_synthetic", model_dir=model_dir,
+                                params_override=TINY)
+    self.assertEqual(code, 0, err)
+    self.assertRegex(out, r"test : AUC 0\.\d{4}  logloss 0\.\d{4} .* oracle AUC 0\.\d{4}")
+    for name in ("params.json", "spec.json", "metrics.json", "checkpoints", "tensorboard"):
+      self.assertTrue(os.path.exists(os.path.join(model_dir, name)), name)
+    params = model_dir_lib.load_params(model_dir)
+    self.assertEqual(params["name"], "dnn_synthetic")
+    self.assertEqual(params["trainer"]["max_steps"], 6)
+    with open(os.path.join(model_dir, "metrics.json")) as fh:
+      metrics = json.load(fh)
+    self.assertEqual(metrics["train"]["steps"], 6)
+    self.assertEqual(metrics["train"]["examples"], 6 * 128)
+    self.assertEqual(sum(metrics["split_rows"].values()), 3000)
+    self.assertEqual(metrics["test"]["num_examples"], metrics["split_rows"]["test"])
+    self.assertGreater(metrics["oracle"]["test"]["auc"], 0.7)
+    self.assertTrue(tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("-6"))
+
+  def test_other_experiment_in_model_dir_is_refused_unless_overwrite(self):
+    model_dir = os.path.join(self.make_temp_dir(), "run")
+    self.assertEqual(self._main(experiment="lr_synthetic", model_dir=model_dir,
+                                params_override=TINY)[0], 0)
+    code, _, err = self._main(experiment="dnn_synthetic", model_dir=model_dir,
+                              params_override=TINY)
+    self.assertEqual(code, 1)
+    self.assertIn("holds a different experiment ('lr_synthetic')", err)
+    self.assertIn('model.name: "lr" -> "dnn"', err)
+    code, _, err = self._main(experiment="dnn_synthetic", model_dir=model_dir,
+                              params_override=TINY, overwrite=True)
+    self.assertEqual(code, 0, err)
+    self.assertEqual(model_dir_lib.load_params(model_dir)["name"], "dnn_synthetic")
+
+  def test_list_experiments_has_every_model_on_every_data_setup(self):
+    code, out, _ = self._main(list_experiments=True)
+    self.assertEqual(code, 0)
+    listed = out.split()
+    for model in ("lr", "dnn", "dcn_v2", "dcn_mix"):
+      for data in configs.DATA_SETUPS:
+        self.assertIn(f"{model}_{data}", listed)
+
+
+if __name__ == "__main__":
+  tf.test.main()
