@@ -27,6 +27,7 @@ import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
 import tensorflow as tf
 
 from benchmarks import auc_tables
+from experiments import common_flags  # noqa: F401  (--data, --params_override)
 from experiments import configs
 from experiments import data as data_lib
 from experiments import runner
@@ -36,8 +37,6 @@ flags.DEFINE_list("experiments", ["lr", "dnn", "dcn_v2"],
                   "Model names (combined with --data_setup) or full experiment names.")
 flags.DEFINE_string("data_setup", "synthetic", "Data setup for bare model names.")
 flags.DEFINE_integer("seeds", 3, "Seeds per experiment (0..seeds-1).")
-flags.DEFINE_string("data", "", "As train.py's --data.")
-flags.DEFINE_string("params_override", "", "Applied to every experiment.")
 flags.DEFINE_string("results", os.path.join(data_lib.REPO_ROOT, "benchmarks", "results",
                                             "auc_records.jsonl"), "JSON-lines records file.")
 flags.DEFINE_string("output_dir", os.path.join(data_lib.REPO_ROOT, "benchmarks", "results"),

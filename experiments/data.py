@@ -37,7 +37,10 @@ from ctr_zoo.feature_columns import criteo as criteo_lib
 from ctr_zoo.feature_columns import spec as spec_lib
 from experiments.configs import base
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Under `bazel run` this file sits in a runfiles tree; Bazel names the real
+# workspace in BUILD_WORKSPACE_DIRECTORY.
+REPO_ROOT = os.environ.get("BUILD_WORKSPACE_DIRECTORY") or os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))
 SPLITS = ("train", "valid", "test")
 
 

@@ -22,6 +22,7 @@ import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
 
 from ctr_zoo import training
 from ctr_zoo.training import model_dir as model_dir_lib
+from experiments import common_flags  # noqa: F401  (--data, --model_dir, --params_override)
 from experiments import configs
 from experiments import data as data_lib
 from experiments import runner
@@ -29,11 +30,6 @@ from experiments import runner
 FLAGS = flags.FLAGS
 flags.DEFINE_string("experiment", configs.DEFAULT_EXPERIMENT,
                     "Named experiment (see --list_experiments).")
-flags.DEFINE_string("data", "", "Raw data file(s) or a prepared data directory; "
-                    "empty = the built-in synthetic data.")
-flags.DEFINE_string("model_dir", "", "Run directory; default runs/<experiment>.")
-flags.DEFINE_string("params_override", "",
-                    "Comma-separated dotted overrides, e.g. trainer.epochs=2,model.params.dropout=0.1")
 flags.DEFINE_bool("list_experiments", False, "Print the named experiments and exit.")
 flags.DEFINE_bool("overwrite", False, "Delete a different experiment's run in --model_dir.")
 flags.DEFINE_bool("export", True, "Write the raw-feature SavedModel to model_dir/export.")

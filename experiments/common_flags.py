@@ -1,0 +1,13 @@
+"""Flags shared by the experiment targets (defined once: tests import several targets)."""
+
+from absl import flags
+
+flags.DEFINE_string(
+    "data", "",
+    "Raw data file(s) (Criteo TSV, CSV with a header, Parquet; path, glob or comma list) "
+    "or a prepared data directory; empty = the built-in synthetic data. For evaluate "
+    "--export_dir: a raw TSV file with the label first.")
+flags.DEFINE_string("model_dir", "", "Run directory (train: default runs/<experiment>).")
+flags.DEFINE_string(
+    "params_override", "",
+    "Comma-separated dotted overrides, e.g. trainer.epochs=2,model.params.dropout=0.1")

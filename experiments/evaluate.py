@@ -1,0 +1,150 @@
+r"""Evaluates a trained model on a data split: AUC, logloss and calibration.
+
+Two ways in:
+
+  # A run directory written by `train` (its latest checkpoint, its data config):
+  bazel run //experiments:evaluate -- --model_dir=runs/dcn_v2_synthetic --eval_split=test \
+      --plot=/tmp/reliability.png
+
+  # A raw-feature SavedModel export on a raw Criteo TSV file (label first):
+  bazel run //experiments:evaluate -- --export_dir=runs/dcn_v2_synthetic/export \
+      --data=../shared/data/criteo/criteo_sample.tsv
+
+Prints AUC, logloss, predicted vs observed CTR and a 10-bin reliability table;
+`--plot` writes the reliability diagram as a PNG; `--metrics_json` writes the
+metrics as JSON.
+"""
+
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
+import tensorflow as tf
+
+from ctr_zoo import training
+from ctr_zoo.training import model_dir as model_dir_lib
+from experiments import common_flags  # noqa: F401  (--data, --model_dir)
+from experiments import configs
+from experiments import data as data_lib
+from experiments import zoo
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("export_dir", "", "A raw-feature SavedModel (model_dir/export).")
+flags.DEFINE_enum("eval_split", "test", ["train", "valid", "test"], "Split of the run's data.")
+flags.DEFINE_integer("eval_batch_size", 4096, "Evaluation batch size.")
+flags.DEFINE_integer("num_bins", 10, "Equal-count bins of the reliability table.")
+flags.DEFINE_string("plot", "", "Write the reliability diagram to this PNG path.")
+flags.DEFINE_string("metrics_json", "", "Write the metrics as JSON to this path.")
+
+
+def predict_run(model_dir: str, split: str, data: str, batch_size: int):
+  """(labels, probabilities) of `split` from the run's latest checkpoint."""
+  params_path = os.path.join(model_dir, model_dir_lib.PARAMS_FILE)
+  if not os.path.exists(params_path):
+    raise FileNotFoundError(f"{model_dir} holds no {model_dir_lib.PARAMS_FILE}: not a run directory")
+  with open(params_path) as fh:
+    cfg = configs.ExperimentConfig.from_dict(json.load(fh))
+  if data:
+    cfg.data.path = os.path.abspath(data) if os.path.exists(data) else data
+    cfg.data.source = "file"
+  prepared = data_lib.prepare(cfg.data, cfg.data.path if cfg.data.source == "file" else "")
+  model = zoo.build_model(cfg.model, prepared.spec)
+  optimizer = zoo.build_optimizer(cfg.optimizer, model)
+  trainer = training.Trainer(model, optimizer, cfg.trainer, model_dir)
+  if trainer.restore() is None:
+    raise FileNotFoundError(f"{model_dir} has no checkpoint to evaluate")
+  return trainer.predict(prepared.dataset(split, batch_size))
+
+
+def predict_export(export_dir: str, path: str, batch_size: int):
+  """(labels, probabilities) of a raw TSV file through the export's serve_tsv signature."""
+  if not path:
+    raise ValueError("--export_dir needs --data: a raw TSV file with the label first")
+  serve = tf.saved_model.load(export_dir).signatures["serve_tsv"]
+  labels, preds = [], []
+
+  def flush(lines):
+    out = serve(lines=tf.constant(lines))
+    preds.append(np.reshape(out["probability"].numpy(), (-1,)))
+
+  with open(path) as fh:
+    chunk = []
+    for line_number, line in enumerate(fh, start=1):
+      line = line.rstrip("\n")
+      label = line.split("\t", 1)[0]
+      if label not in ("0", "1"):
+        raise ValueError(f"{path}:{line_number}: field 'label' must be 0 or 1, got {label!r}")
+      labels.append(float(label))
+      chunk.append(line)
+      if len(chunk) == batch_size:
+        flush(chunk)
+        chunk = []
+    if chunk:
+      flush(chunk)
+  if not labels:
+    raise ValueError(f"{path} holds no rows")
+  return np.asarray(labels), np.concatenate(preds).astype(np.float64)
+
+
+def reliability_plot(cal: dict, path: str, title: str) -> None:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  predicted = [b["predicted"] for b in cal["bins"]]
+  observed = [b["observed"] for b in cal["bins"]]
+  top = max(predicted + observed + [1e-3]) * 1.05
+  fig, ax = plt.subplots(figsize=(4.5, 4.5))
+  ax.plot([0, top], [0, top], "--", color="grey", label="perfect calibration")
+  ax.plot(predicted, observed, "o-", label="model")
+  ax.set_xlabel("predicted CTR (bin mean)")
+  ax.set_ylabel("observed CTR")
+  ax.set_title(title)
+  ax.legend(loc="upper left")
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def main(argv):
+  del argv
+  if not FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+  if bool(FLAGS.model_dir) == bool(FLAGS.export_dir):
+    print("error: give exactly one of --model_dir or --export_dir", file=sys.stderr)
+    return 2
+  try:
+    if FLAGS.model_dir:
+      labels, preds = predict_run(FLAGS.model_dir, FLAGS.eval_split, FLAGS.data, FLAGS.eval_batch_size)
+      source = f"{FLAGS.model_dir} ({FLAGS.eval_split})"
+    else:
+      labels, preds = predict_export(FLAGS.export_dir, FLAGS.data, FLAGS.eval_batch_size)
+      source = f"{FLAGS.export_dir} on {FLAGS.data}"
+  except (FileNotFoundError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  result = training.evaluate_predictions(labels, preds)
+  cal = training.calibration(labels, preds, num_bins=FLAGS.num_bins)
+  result["calibration"] = cal
+  print(f"== {source} ==")
+  print(f"AUC {result['auc']:.4f}  logloss {result['logloss']:.4f}  ({result['num_examples']:,} rows)")
+  print(f"predicted CTR {cal['predicted_ctr']:.4f} vs observed {cal['observed_ctr']:.4f} "
+        f"(ratio {cal['calibration']:.3f})")
+  print("bin  predicted  observed   rows")
+  for i, b in enumerate(cal["bins"]):
+    print(f"{i:3d}  {b['predicted']:9.4f}  {b['observed']:8.4f}  {b['count']:5d}")
+  if FLAGS.plot:
+    reliability_plot(cal, FLAGS.plot, os.path.basename(os.path.normpath(FLAGS.model_dir or FLAGS.export_dir)))
+    print(f"reliability plot: {FLAGS.plot}")
+  if FLAGS.metrics_json:
+    model_dir_lib.write_json(FLAGS.metrics_json, result)
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)
