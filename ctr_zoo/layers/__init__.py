@@ -1,6 +1,6 @@
 """ctr_zoo.layers: reusable Keras layers, one module per concept.
 
-Interaction blocks: `CrossNet` (DCN-V2), `CrossNetMix` (DCN-Mix),
+Interaction blocks: `CrossNet` (DCN-V2), `CrossNetMix` (DCN-Mix), `VectorCrossNet` (DCN v1),
 `CompressedDotProduct` (CDot family), `CoActionUnit` (CAN), and the baselines'
 `FactorizationMachine` (FM/DeepFM), `DotInteraction` (DLRM), `CIN` (xDeepFM),
 `MultiHeadSelfAttention` (AutoInt). Building blocks: `FeatureEmbedding`,
@@ -13,6 +13,7 @@ from ctr_zoo.layers.co_action import CoActionUnit, co_action_param_width
 from ctr_zoo.layers.compressed_dot import CompressedDotProduct
 from ctr_zoo.layers.cross_net import CrossNet
 from ctr_zoo.layers.cross_net_mix import CrossNetMix
+from ctr_zoo.layers.cross_net_v1 import VectorCrossNet
 from ctr_zoo.layers.dot_interaction import DotInteraction
 from ctr_zoo.layers.embedding import FeatureEmbedding
 from ctr_zoo.layers.fm import FactorizationMachine
@@ -23,5 +24,5 @@ from ctr_zoo.layers.mlp import MLP
 __all__ = [
     "CIN", "CoActionUnit", "CompressedDotProduct", "CrossNet", "CrossNetMix",
     "DotInteraction", "FactorizationMachine", "FeatureEmbedding", "LinearLogit", "MLP",
-    "MultiHeadSelfAttention", "clone_initializer", "co_action_param_width",
+    "MultiHeadSelfAttention", "VectorCrossNet", "clone_initializer", "co_action_param_width",
 ]

@@ -18,6 +18,7 @@ from ctr_zoo.models.autoint import AutoInt, AutoIntConfig
 from ctr_zoo.models.base import CTRModel, ModelConfigError
 from ctr_zoo.models.can import CAN, CANConfig
 from ctr_zoo.models.cdot import CDot, CDotConfig
+from ctr_zoo.models.dcn import DCN, DCNConfig
 from ctr_zoo.models.dcn_mix import DCNMix, DCNMixConfig
 from ctr_zoo.models.dcn_v2 import DCNV2, DCNV2Config
 from ctr_zoo.models.deepfm import DeepFM, DeepFMConfig
@@ -31,7 +32,7 @@ from ctr_zoo.models.xdeepfm import XDeepFM, XDeepFMConfig
 
 __all__ = [
     "AutoInt", "AutoIntConfig", "CAN", "CANConfig", "CDot", "CDotConfig", "CTRModel",
-    "DCNMix", "DCNMixConfig", "DCNV2", "DCNV2Config", "DLRM", "DLRMConfig", "DNN", "DNNConfig",
+    "DCN", "DCNConfig", "DCNMix", "DCNMixConfig", "DCNV2", "DCNV2Config", "DLRM", "DLRMConfig", "DNN", "DNNConfig",
     "DeepFM", "DeepFMConfig", "FM", "FMConfig", "LRConfig", "LogisticRegression",
     "ModelConfigError", "WideDeep", "WideDeepConfig", "XDeepFM", "XDeepFMConfig",
     "build", "config_class", "get", "names", "register_model",

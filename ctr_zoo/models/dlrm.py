@@ -63,7 +63,8 @@ class DLRM(base.CTRModel):
       fields = [bottom] + fields
     stacked = tf.keras.layers.Concatenate(axis=1, name="fields")(
         [tf.keras.layers.Reshape((1, d), name=f"field_{i}")(f) for i, f in enumerate(fields)])
-    dots = dot_lib.DotInteraction(name="dot_interaction")(stacked)  # (B, n(n+1)/2)
+    # (B, F, d): F = n + 1 fields with the bottom MLP's output, F = n without numeric fields.
+    dots = dot_lib.DotInteraction(name="dot_interaction")(stacked)  # (B, F(F-1)/2): i < j only
     top_in = blocks.concat([bottom, dots], name="top_input")
     return mlp_lib.MLP(list(config.top_dims) + [1], dropout=config.dropout,
                        activate_last=False, name="top_mlp")(top_in)  # (B, 1)
