@@ -67,7 +67,7 @@ flags.DEFINE_list("models", list(ALL_MODELS), "Models to benchmark.")
 flags.DEFINE_integer("batch_size", 4096, "Training batch size.")
 flags.DEFINE_integer("num_fields", 26, "Categorical fields.")
 flags.DEFINE_integer("vocab_size", 10000, "Embedding rows per categorical field.")
-flags.DEFINE_integer("embedding_dim", 16, "Embedding width.")
+flags.DEFINE_integer("embedding_width", 16, "Embedding width.")
 flags.DEFINE_integer("num_dense", 13, "Dense (float) fields.")
 flags.DEFINE_list("mlp", ["256", "256", "256"], "MLP hidden units.")
 flags.DEFINE_integer("cross_layers", 3, "Cross layers (DCN-V2, DCN-Mix).")
@@ -84,10 +84,10 @@ flags.DEFINE_bool("deepctr", True, "Also train the DeepCTR 0.9.4 peers (if insta
 flags.DEFINE_bool("input_pipeline", True, "Measure make_dataset over Parquet shards.")
 flags.DEFINE_bool("latency", True, "Measure exported SavedModel latency (batch 1 and 256).")
 flags.DEFINE_integer("latency_calls", 200, "Timed calls per latency batch size.")
-flags.DEFINE_integer("seed", 1234, "Seed of the synthetic data and models.")
-flags.DEFINE_string("output", DEFAULT_OUTPUT, "JSON record to write ('' to skip).")
+flags.DEFINE_integer("data_seed", 1234, "Seed of the synthetic data and models.")
+flags.DEFINE_string("record", DEFAULT_OUTPUT, "JSON record to write ('' to skip).")
 flags.DEFINE_bool("render_markdown", False,
-                  "Print the table of --output as markdown and exit (no benchmark run).")
+                  "Print the table of --record as markdown and exit (no benchmark run).")
 
 
 # --------------------------------------------------------------------------
@@ -904,33 +904,33 @@ def main(argv):
   if not FLAGS.is_parsed() or FLAGS["verbosity"].using_default_value:
     logging.set_verbosity(logging.WARNING)  # the library's INFO lines would drown the table
   if FLAGS.render_markdown:
-    with open(FLAGS.output) as fh:
+    with open(FLAGS.record) as fh:
       print(render_table(json.load(fh), markdown=True))
     return
   unknown = [m for m in FLAGS.models if m not in ALL_MODELS]
   if unknown:
     raise app.UsageError(f"--models has unknown model(s) {unknown}; known: {list(ALL_MODELS)}")
   sizes = BenchSizes(batch_size=FLAGS.batch_size, num_fields=FLAGS.num_fields,
-                     vocab_size=FLAGS.vocab_size, embedding_dim=FLAGS.embedding_dim,
+                     vocab_size=FLAGS.vocab_size, embedding_dim=FLAGS.embedding_width,
                      num_dense=FLAGS.num_dense, mlp=tuple(int(u) for u in FLAGS.mlp),
                      cross_layers=FLAGS.cross_layers, low_rank=FLAGS.low_rank,
                      num_experts=FLAGS.num_experts, cdot_k=FLAGS.cdot_k)
   timing = {"warmup_steps": FLAGS.warmup_steps, "steps_per_window": FLAGS.steps_per_window,
             "num_windows": FLAGS.num_windows}
   record = {"benchmark": "throughput", "time": datetime.datetime.now().isoformat(timespec="seconds"),
-            "git_revision": git_revision(), "machine": machine_description(), "seed": FLAGS.seed,
+            "git_revision": git_revision(), "machine": machine_description(), "seed": FLAGS.data_seed,
             "config": dict(dataclasses.asdict(sizes), **timing, jit=FLAGS.jit),
             "models": []}
   print(f"measuring the matmul roofline ({record['machine']}) ...", flush=True)
   roof = measure_matmul_gflops()
   record["roofline"] = roof
   print(f"  tf.matmul: {roof['gflops']:.1f} GFLOP/s", flush=True)
-  batches = synthetic_batches(sizes, FLAGS.num_batches, FLAGS.seed)
+  batches = synthetic_batches(sizes, FLAGS.num_batches, FLAGS.data_seed)
   spec = benchmark_spec(sizes)
   kept_models = {}
   for name in FLAGS.models:
     print(f"{name}: ctr_zoo and its DeepCTR peer, windows interleaved ...", flush=True)
-    zoo, peer, model = benchmark_model(name, sizes, spec, batches, timing, FLAGS.jit, FLAGS.seed,
+    zoo, peer, model = benchmark_model(name, sizes, spec, batches, timing, FLAGS.jit, FLAGS.data_seed,
                                        FLAGS.deepctr)
     if model is not None:
       kept_models[name] = model
@@ -950,7 +950,7 @@ def main(argv):
         optimizer, _ = split_optimizer(model)
         mode = {v: k for k, v in JIT_MODES.items()}[row["jit_compile"]]
         step_fn = make_ctr_zoo_step(mode, model, optimizer)
-      record["input_pipeline"] = measure_input_pipeline(spec, sizes, batches, timing, FLAGS.seed, step_fn)
+      record["input_pipeline"] = measure_input_pipeline(spec, sizes, batches, timing, FLAGS.data_seed, step_fn)
       record["input_pipeline"]["model"] = pipe_model
     except Exception as e:  # pylint: disable=broad-except
       record["input_pipeline"] = {"note": f"not measured: {type(e).__name__}: {e}"[:300]}
@@ -961,17 +961,17 @@ def main(argv):
     else:
       try:
         record["latency"] = {"model": pipe_model, "batches": measure_serving_latency(
-            kept_models[pipe_model], spec, FLAGS.seed, FLAGS.latency_calls)}
+            kept_models[pipe_model], spec, FLAGS.data_seed, FLAGS.latency_calls)}
       except Exception as e:  # pylint: disable=broad-except
         record["latency"] = {"note": f"not measured: {type(e).__name__}: {e}"[:300]}
   record["process_peak_rss_mib"] = process_peak_rss_mib()
   print()
   print(render_table(record))
-  if FLAGS.output:
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-    with open(FLAGS.output, "w") as fh:
+  if FLAGS.record:
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.record)), exist_ok=True)
+    with open(FLAGS.record, "w") as fh:
       json.dump(record, fh, indent=1, default=_json_default)
-    print(f"\nwrote {FLAGS.output}")
+    print(f"\nwrote {FLAGS.record}")
 
 
 if __name__ == "__main__":
