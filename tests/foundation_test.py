@@ -13,7 +13,11 @@ import tensorflow as tf
 class FoundationTest(testing.TestCase):
 
   def test_tf_keras_is_keras_2(self):
-    self.assertTrue(tf.keras.__name__.startswith("tf_keras"), tf.keras.__name__)
+    # What tf.keras resolves to (its module object may be a lazy alias once other
+    # packages have imported `tensorflow.keras`): its classes come from tf_keras.
+    self.assertTrue(tf.keras.layers.Layer.__module__.startswith("tf_keras"),
+                    tf.keras.layers.Layer.__module__)
+    self.assertTrue(tf.keras.Model.__module__.startswith("tf_keras"), tf.keras.Model.__module__)
     self.assertTrue(ctr_zoo.keras_version().startswith("2."), ctr_zoo.keras_version())
     self.assertEqual(os.environ["TF_USE_LEGACY_KERAS"], "1")
 
