@@ -421,7 +421,8 @@ def _fmt(x, spec: str, suffix: str = "") -> str:
 def render_table(record: Dict[str, Any], markdown: bool = False) -> str:
   """The results table of a throughput record (plain text, or markdown for the README)."""
   headers = ["model", "ctr_zoo ex/s", "DeepCTR peer", "DeepCTR ex/s", "ratio", "MFLOP/ex",
-             "matmul GFLOP/s", "roofline ex/s", "of roofline", "peak RSS MiB", "jit", "notes"]
+             "matmul GFLOP/s", "roofline ex/s", "of roofline", "DeepCTR of roofline",
+             "best possible ratio", "peak RSS MiB", "jit", "notes"]
   rows = []
   for r in record.get("models", []):
     peer = r.get("deepctr") or {}
@@ -434,13 +435,19 @@ def render_table(record: Dict[str, Any], markdown: bool = False) -> str:
     frac_s = _fmt(None if frac is None else 100 * frac, ".0f", "%")
     if frac is not None and r["model"] in TARGET_ROOFLINE:
       frac_s += f" (target {100 * TARGET_ROOFLINE[r['model']]:.0f}%)"
+    peer_frac = peer.get("fraction_of_roofline")
+    # At 100% of the roofline ctr_zoo would be 1 / peer_frac times DeepCTR: no ratio above that is
+    # reachable on this machine, whatever the implementation.
+    best = None if not peer_frac else 1.0 / peer_frac
     rss = max([v for v in (r.get("peak_rss_mib"), peer.get("peak_rss_mib")) if v] or [0]) or None
     rows.append([
         r["model"], _fmt_rate(r.get("examples_per_sec")), peer.get("name", "-"),
         _fmt_rate(peer.get("examples_per_sec")), ratio_s,
         _fmt(r.get("train_mflop_per_example"), ".2f"), _fmt(r.get("roofline_gflops"), ".1f"),
         _fmt_rate(r.get("roofline_examples_per_sec")),
-        frac_s, _fmt(rss, ".0f"), r.get("jit_compile", "-") if r.get("examples_per_sec") else "-",
+        frac_s, _fmt(None if peer_frac is None else 100 * peer_frac, ".0f", "%"),
+        _fmt(best, ".2f", "x"), _fmt(rss, ".0f"),
+        r.get("jit_compile", "-") if r.get("examples_per_sec") else "-",
         r.get("note", "")])
   lines = []
   extra = []

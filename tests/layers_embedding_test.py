@@ -28,6 +28,19 @@ def table_values(layer):
   return {name: var.numpy() for (name, _, _), var in zip(layer.tables, layer.table_variables)}
 
 
+class ScaledAbsMax(tf.keras.regularizers.Regularizer):
+  """A non-additive regularizer: c * max |x| (its value on a concat is not the sum)."""
+
+  def __init__(self, c):
+    self.c = c
+
+  def __call__(self, x):
+    return self.c * tf.reduce_max(tf.abs(x))
+
+  def get_config(self):
+    return {"c": self.c}
+
+
 class FeatureEmbeddingTest(testing.TestCase, parameterized.TestCase):
 
   @parameterized.named_parameters(("per_field", False), ("fused", True))
@@ -120,6 +133,55 @@ class FeatureEmbeddingTest(testing.TestCase, parameterized.TestCase):
     table = layer.embedding_variables[0].numpy()
     self.assertLen(layer.losses, 1)
     self.assertAllClose(layer.losses[0], 0.5 * np.sum(table[ids] ** 2), rtol=1e-5, atol=1e-7)
+
+  @parameterized.named_parameters(
+      ("l2", lambda: tf.keras.regularizers.L2(0.5)),
+      ("l1l2", lambda: tf.keras.regularizers.L1L2(l1=0.1, l2=0.5)),
+      ("custom", lambda: ScaledAbsMax(0.5)))  # not additive: evaluated per feature
+  def test_fused_regularizer_equals_the_sum_over_features(self, make_regularizer):
+    inputs = feature_inputs(self.rng)
+    per_field = FeatureEmbedding(TABLES, feature_to_table={"hist": "item"},
+                                 embeddings_regularizer=make_regularizer(),
+                                 embeddings_initializer="random_normal")
+    out = per_field(inputs)
+    tables = table_values(per_field)
+    reg = make_regularizer()
+    expected = sum(float(reg(tables[t][inputs[f]])) for f, t in
+                   (("user", "user"), ("item", "item"), ("city", "city"), ("hist", "item")))
+    self.assertAllClose(tf.add_n(per_field.losses), expected, rtol=1e-5, atol=1e-7)
+    fused = FeatureEmbedding(TABLES, feature_to_table={"hist": "item"}, fused=True,
+                             embeddings_regularizer=make_regularizer())
+    fused.build(None)
+    fused.fused_table.assign(np.concatenate([tables[name] for name, _, _ in TABLES]))
+    got = fused(inputs)
+    self.assertLen(fused.losses, 1)
+    self.assertAllClose(fused.losses[0], expected, rtol=1e-5, atol=1e-7)
+    for f in out:
+      self.assertAllClose(got[f], out[f], rtol=0, atol=0)
+
+  @parameterized.named_parameters(("no_regularizer", None), ("l2", 0.25))
+  def test_fused_stack_is_one_gather_equal_to_numpy(self, l2):
+    reg = tf.keras.regularizers.L2(l2) if l2 else None
+    layer = FeatureEmbedding(TABLES, fused=True, stack=True, embeddings_regularizer=reg,
+                             embeddings_initializer="random_normal")
+    data = {k: v for k, v in feature_inputs(self.rng, b=6).items() if k in ("user", "item", "city")}
+    out = layer(data)
+    tables = table_values(layer)
+    expected = np.stack([tables[f][data[f]] for f in ("user", "item", "city")], axis=1)  # (B, 3, d)
+    self.assertEqual(out.shape, (6, 3, 3))
+    self.assertAllClose(out, expected, rtol=0, atol=0)
+    if l2:
+      self.assertLen(layer.losses, 1)
+      self.assertAllClose(layer.losses[0], l2 * np.sum(expected ** 2), rtol=1e-5, atol=1e-7)
+    graph = tf.function(layer).get_concrete_function(
+        {f: tf.TensorSpec((None,), tf.int64) for f in data}).graph
+    gathers = [op for op in graph.get_operations() if op.type == "ResourceGather"]
+    self.assertLen(gathers, 1)
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(layer(data))
+    grad, = tape.gradient(loss, layer.embedding_variables)
+    self.assertIsInstance(grad, tf.IndexedSlices)
+    self.assertEqual(grad.indices.shape[0], 6 * 3)
 
   def test_errors_name_the_bad_value(self):
     with self.assertRaisesRegex(ValueError, r"one embedding dim.*'user': 2, 'item': 5"):

@@ -40,6 +40,32 @@ class LinearLogitTest(testing.TestCase, parameterized.TestCase):
     expected = w_user[data["user"]] + w_item[data["item"]] + hist_term + dense + 0.3
     self.assertAllClose(got, expected[:, None], rtol=1e-5, atol=1e-6)
 
+  @parameterized.named_parameters(("single_ids", False), ("with_sequence", True))
+  def test_fused_with_regularizer_equals_per_field(self, with_sequence):
+    data = self.data()
+    mapping = {"hist": "item"} if with_sequence else {}
+    if not with_sequence:
+      data.pop("hist")
+    kwargs = dict(feature_to_table=mapping, dense_features=["age"],
+                  kernel_regularizer=tf.keras.regularizers.L2(0.3))
+    per_field = LinearLogit(TABLES, kernel_initializer="random_normal", **kwargs)
+    want = per_field(data)
+    fused = LinearLogit(TABLES, fused=True, **kwargs)
+    fused.build(None)
+    fused.embedding_variables[0].assign(
+        np.concatenate([v.numpy() for v in per_field.embedding_variables]))
+    fused.dense_kernel.assign(per_field.dense_kernel)
+    got = fused(data)
+    self.assertAllClose(got, want, rtol=1e-6, atol=1e-6)
+    w_user, w_item = (v.numpy()[:, 0] for v in per_field.embedding_variables)
+    terms = [w_user[data["user"]], w_item[data["item"]]]
+    if with_sequence:
+      terms.append(np.where(data["hist"] != 0, w_item[data["hist"]], 0.0).sum(axis=1))
+    w = per_field.dense_kernel.numpy()
+    expected_reg = 0.3 * (sum(np.sum(t ** 2) for t in terms) + np.sum(w ** 2))
+    for layer in (per_field, fused):
+      self.assertAllClose(tf.add_n(layer.losses), expected_reg, rtol=1e-5, atol=1e-7)
+
   def test_exact_values_from_constant_initializer(self):
     layer = LinearLogit(TABLES, dense_features=["age"],
                         kernel_initializer=tf.keras.initializers.Constant(0.5))

@@ -158,6 +158,22 @@ class TrainerTest(testing.TestCase):
       if np.issubdtype(np.asarray(value).dtype, np.floating):
         self.assertTrue(np.all(np.isfinite(value)), key)
 
+  def test_nan_found_at_a_later_boundary_reports_its_step_and_never_saves_after_it(self):
+    # The finite-loss check runs at log / checkpoint boundaries only (no host
+    # sync per step): the NaN of step 11 is found at step 14, reported as step
+    # 11, and no checkpoint after step 7 is written.
+    model_dir = self.make_temp_dir()
+    trainer = _make(model_dir, checkpoint_every_steps=7, log_every_steps=14)
+    features, labels = fx.tiny_arrays(N_TRAIN, seed=1)
+    features["I1"] = features["I1"].copy()
+    features["I1"][10 * BATCH + 3] = np.inf  # poisons batch 11 (step 11)
+    with self.assertRaisesRegex(trainer_lib.NonFiniteLossError,
+                                r"loss is nan at step 11 \(epoch 0, batch 11\).*ckpt-7"):
+      trainer.fit(lambda epoch, skip: fx.dataset(features, labels, BATCH).skip(skip))
+    self.assertEqual(int(trainer.global_step), 14)
+    self.assertEqual(trainer.manager.checkpoints, [trainer.latest_checkpoint])
+    self.assertTrue(trainer.latest_checkpoint.endswith("ckpt-7"))
+
   def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(self):
     root = self.make_temp_dir()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=testing.PROJECT_ROOT)

@@ -7,6 +7,7 @@ import tensorflow as tf
 from ctr_zoo.feature_columns.spec import PAD_ID
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers.embedding import FeatureEmbedding
+from ctr_zoo.layers.embedding import is_additive_regularizer
 from ctr_zoo.serialization import register
 
 
@@ -103,18 +104,33 @@ class LinearLogit(tf.keras.layers.Layer):
       self.bias = self.add_weight(name="bias", shape=(1,), initializer="zeros", trainable=True)
     super().build(input_shape)
 
-  def call(self, inputs):
-    ids = self.weights_lookup._ids(inputs)  # pylint: disable=protected-access  (validated ids)
-    weights = self.weights_lookup.lookup(inputs)
+  def _id_logit(self, inputs) -> tf.Tensor:
+    """sum_f w_{t(f)}[id_f] (B, 1), adding the regularizer on the looked-up weights."""
+    lookup = self.weights_lookup
+    ids = lookup._ids(inputs)  # pylint: disable=protected-access  (validated ids)
+    additive = is_additive_regularizer(self.kernel_regularizer)
+    if self.fused and all(x.shape.rank == 1 for x in ids.values()):
+      rows = lookup._fused_stack_lookup(ids)  # pylint: disable=protected-access  (B, n, 1): one gather
+      if self.kernel_regularizer is not None:
+        self.add_loss(self.kernel_regularizer(rows) if additive else tf.add_n(
+            [self.kernel_regularizer(rows[:, i]) for i in range(rows.shape[1])]))
+      return tf.reduce_sum(rows, axis=1)  # (B, 1)
+    weights = lookup.lookup(ids)
     terms = []
     for f, w in weights.items():  # w: (B, 1) or (B, T, 1)
       if w.shape.rank == 3:
         keep = tf.cast(tf.not_equal(ids[f], PAD_ID), w.dtype)[:, :, tf.newaxis]  # (B, T, 1)
         w = tf.reduce_sum(w * keep, axis=1)  # (B, 1)
       terms.append(w)
-      if self.kernel_regularizer is not None:
-        self.add_loss(self.kernel_regularizer(w))  # looked-up rows only
-    logit = tf.add_n(terms)  # (B, 1)
+    if self.kernel_regularizer is not None:  # looked-up weights only
+      if additive:
+        self.add_loss(self.kernel_regularizer(tf.concat(terms, axis=1)))  # (B, n): one op
+      else:
+        self.add_loss(tf.add_n([self.kernel_regularizer(w) for w in terms]))
+    return tf.add_n(terms)  # (B, 1)
+
+  def call(self, inputs):
+    logit = self._id_logit(inputs)  # (B, 1)
     if self.dense_features:
       missing = [f for f in self.dense_features if f not in inputs]
       if missing:

@@ -1,0 +1,150 @@
+"""models/blocks: per-field tables by default; the fused option computes the same numbers."""
+
+import dataclasses
+
+import numpy as np
+
+from tests import testing
+from tests.models_zoo_test import random_inputs, sequence_spec, small_criteo_spec, small_overrides
+
+import ctr_zoo  # noqa: F401
+import tensorflow as tf
+
+from ctr_zoo import models
+from ctr_zoo.layers import embedding as embedding_lib
+from ctr_zoo.models import blocks
+
+
+def feature_embeddings(model):
+  """The FeatureEmbedding layers of a functional model, in layer order."""
+  return [l for l in model._flatten_layers(include_self=False)  # pylint: disable=protected-access
+          if isinstance(l, embedding_lib.FeatureEmbedding)]
+
+
+def copy_tables(per_field_layer, fused_layers):
+  """Writes the per-field tables into fused layers (grouped by width or not)."""
+  tables = dict(zip([t[0] for t in per_field_layer.tables],
+                    [v.numpy() for v in per_field_layer.table_variables]))
+  for layer in fused_layers:
+    if layer.fused:
+      layer.fused_table.assign(np.concatenate([tables[name] for name, _, _ in layer.tables]))
+    else:
+      for (name, _, _), var in zip(layer.tables, layer.table_variables):
+        var.assign(tables[name])
+
+
+def as_tensors(spec, x):
+  return {k: tf.constant(v, spec.input_dtype(spec[k])) for k, v in x.items()}
+
+
+class BlocksTest(testing.TestCase):
+
+  def test_flat_input_is_one_fused_gather_equal_to_per_field_tables(self):
+    spec = small_criteo_spec()
+    inputs = spec.keras_inputs()
+    fused = tf.keras.Model(inputs, blocks.flat_input(inputs, spec, embedding_l2=0.01, fused=True))
+    inputs = spec.keras_inputs()
+    per_field = tf.keras.Model(inputs, blocks.concat(
+        blocks.embed(inputs, spec, 0.01, name="per_field", fused=False) +
+        [blocks.dense_matrix(inputs, spec)], name="x0"))
+    (fused_layer,), (per_field_layer,) = feature_embeddings(fused), feature_embeddings(per_field)
+    self.assertTrue(fused_layer.fused and fused_layer.stack)
+    self.assertLen(fused_layer.embedding_variables, 1)
+    self.assertLen(per_field_layer.embedding_variables, len(spec.embedding_tables()))
+    copy_tables(per_field_layer, [fused_layer])
+    x = as_tensors(spec, random_inputs(spec, 16, self.rng))
+    self.assertAllClose(fused(x), per_field(x), rtol=0, atol=0)
+    # The L2 on looked-up rows: one loss term instead of one per field, same value.
+    self.assertLen(fused.losses, 1)
+    self.assertAllClose(tf.add_n(fused.losses), tf.add_n(per_field.losses), rtol=1e-5, atol=1e-8)
+
+  def test_field_stack_equals_per_field_tables(self):
+    spec = small_criteo_spec()
+    inputs = spec.keras_inputs()
+    fused = tf.keras.Model(inputs, blocks.field_stack(inputs, spec, 0.01, fused=True))
+    inputs = spec.keras_inputs()
+    d = blocks.embedding_dim(spec, "test")
+    fields = [tf.keras.layers.Reshape((1, d))(e)
+              for e in blocks.embed(inputs, spec, 0.01, name="per_field", fused=False)]
+    dense_layer = blocks.DenseFieldEmbedding(d)
+    fields.append(dense_layer(blocks.dense_matrix(inputs, spec)))
+    per_field = tf.keras.Model(inputs, tf.keras.layers.Concatenate(axis=1)(fields))
+    copy_tables(feature_embeddings(per_field)[0], feature_embeddings(fused))
+    fused.get_layer("dense_field_embedding").kernel.assign(dense_layer.kernel)
+    x = as_tensors(spec, random_inputs(spec, 16, self.rng))
+    self.assertAllClose(fused(x), per_field(x), rtol=0, atol=0)
+    self.assertAllClose(tf.add_n(fused.losses), tf.add_n(per_field.losses), rtol=1e-5, atol=1e-8)
+
+  def test_sequences_and_two_widths_fuse_per_width_group(self):
+    spec = sequence_spec()
+    wide = {"item": 8, "item_history": 8}  # item and its history: width 8; user, category: 4
+    spec = spec.with_features([dataclasses.replace(f, embedding_dim=wide.get(f.name, f.embedding_dim))
+                               for f in spec.features])
+    self.assertEqual(sorted(blocks.width_groups(spec)), [4, 8])
+    inputs = spec.keras_inputs()
+    fused = tf.keras.Model(inputs, blocks.embed(inputs, spec, 0.01, fused=True))
+    inputs = spec.keras_inputs()
+    per_field = tf.keras.Model(inputs, blocks.embed(inputs, spec, 0.01, name="pf", fused=False))
+    layers = feature_embeddings(fused)
+    self.assertEqual(sorted(l.name for l in layers), ["embedding_d4", "embedding_d8"])
+    by_name = {l.name: l for l in layers}
+    self.assertEqual(by_name["embedding_d8"].feature_names, ["item", "item_history"])
+    self.assertTrue(by_name["embedding_d4"].fused)
+    self.assertFalse(by_name["embedding_d8"].fused)  # one table: nothing to fuse
+    copy_tables(feature_embeddings(per_field)[0], layers)
+    x = as_tensors(spec, random_inputs(spec, 16, self.rng))
+    for got, want in zip(fused(x), per_field(x)):
+      self.assertAllClose(got, want, rtol=0, atol=0)
+    self.assertAllClose(tf.add_n(fused.losses), tf.add_n(per_field.losses), rtol=1e-5, atol=1e-8)
+
+  def test_fused_linear_logit_equals_per_field(self):
+    spec = small_criteo_spec()
+    inputs = spec.keras_inputs()
+    fused = tf.keras.Model(inputs, blocks.linear_logit(inputs, spec, l2=0.1, fused=True))
+    inputs = spec.keras_inputs()
+    per_field = tf.keras.Model(inputs, blocks.linear_logit(inputs, spec, l2=0.1, name="pf",
+                                                           fused=False))
+    fused_linear, per_field_linear = fused.get_layer("linear"), per_field.get_layer("pf")
+    self.assertTrue(fused_linear.fused)
+    self.assertLen(fused_linear.embedding_variables, 1)
+    rng = np.random.default_rng(3)
+    for v in per_field_linear.trainable_weights:
+      v.assign(rng.normal(size=v.shape).astype(np.float32))
+    fused_linear.embedding_variables[0].assign(
+        np.concatenate([v.numpy() for v in per_field_linear.embedding_variables]))
+    fused_linear.dense_kernel.assign(per_field_linear.dense_kernel)
+    fused_linear.bias.assign(per_field_linear.bias)
+    x = as_tensors(spec, random_inputs(spec, 16, self.rng))
+    self.assertAllClose(fused(x), per_field(x), rtol=1e-6, atol=1e-6)
+    self.assertAllClose(tf.add_n(fused.losses), tf.add_n(per_field.losses), rtol=1e-5, atol=1e-7)
+
+  def test_per_field_stack_adds_one_regularizer_term(self):
+    spec = small_criteo_spec()
+    inputs = spec.keras_inputs()
+    stacked = tf.keras.Model(inputs, blocks.stacked_embeddings(inputs, spec, 0.01, fused=False))
+    inputs = spec.keras_inputs()
+    listed = tf.keras.Model(inputs, blocks.embed(inputs, spec, 0.01, name="pf"))
+    copy_tables(feature_embeddings(listed)[0], feature_embeddings(stacked))
+    x = as_tensors(spec, random_inputs(spec, 16, self.rng))
+    got, want = stacked(x), listed(x)
+    for i, e in enumerate(want):
+      self.assertAllClose(got[:, i], e, rtol=0, atol=0)
+    self.assertLen(stacked.losses, 1)
+    self.assertAllClose(stacked.losses[0], tf.add_n(listed.losses), rtol=1e-5, atol=1e-8)
+
+  def test_models_default_to_per_field_tables_and_reload(self):
+    spec = small_criteo_spec()
+    n = len(spec.embedding_tables())
+    x = as_tensors(spec, random_inputs(spec, 32, self.rng))
+    for name, tables in (("dcn_v2", n), ("deepfm", 2 * n)):  # deepfm: embeddings + linear weights
+      model = models.build(name, spec, **small_overrides(name))
+      self.assertLen(model.embedding_variables, tables, name)
+      with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(model(x, training=True)) + tf.add_n(model.losses)
+      for g in tape.gradient(loss, model.embedding_variables):
+        self.assertIsInstance(g, tf.IndexedSlices)
+      self.assertSameAfterReload(model, x)
+
+
+if __name__ == "__main__":
+  tf.test.main()
