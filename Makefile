@@ -75,7 +75,7 @@ test: setup test-python test-bazel
 
 # Regenerates the README's results section from the recorded benchmark runs.
 results: $(STAMP)
-	@$(VPY) -m experiments.benchmark --render_only --readme=README.md
+	@$(VPY) -m benchmarks.render_readme README.md
 
 clean:
 	rm -rf $(VENV) bazel-* data_cache runs
