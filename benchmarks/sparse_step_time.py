@@ -29,12 +29,14 @@ import numpy as np  # noqa: E402
 import ctr_zoo  # noqa: E402,F401  (selects Keras 2 before TensorFlow)
 import tensorflow as tf  # noqa: E402
 
+from ctr_zoo.optimizers import adagrad  # noqa: E402
 from ctr_zoo.optimizers import ftrl  # noqa: E402
 from ctr_zoo.optimizers import group_lasso_ftrl  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("vocab_sizes", ["10000", "1000000", "10000000"], "Table sizes V.")
-flags.DEFINE_list("optimizers", ["ftrl", "group_lasso_ftrl", "keras_adam"], "Optimizers to time.")
+flags.DEFINE_list("optimizers", ["ftrl", "group_lasso_ftrl", "adagrad", "keras_adagrad", "keras_adam"],
+                  "Optimizers to time.")
 flags.DEFINE_integer("dim", 16, "Embedding width.")
 flags.DEFINE_integer("batch", 4096, "Ids per step.")
 flags.DEFINE_integer("id_range", 10000, "Ids are drawn from the first id_range rows (<= the smallest V).")
@@ -47,6 +49,9 @@ flags.DEFINE_string("record_path", None, "If set, append one JSON line with the 
 OPTIMIZERS = {
     "ftrl": lambda: ftrl.Ftrl(learning_rate=0.01),
     "group_lasso_ftrl": lambda: group_lasso_ftrl.GroupLassoFtrl(learning_rate=0.01, group_lasso=1e-3),
+    # ctr_zoo's Adagrad: vectorised sparse rows; its dense path (V <= 4 x ids in
+    # the batch) must never apply to these tables.
+    "adagrad": lambda: adagrad.Adagrad(learning_rate=0.01),
     "keras_adam": lambda: tf.keras.optimizers.legacy.Adam(learning_rate=1e-3),
     "keras_adagrad": lambda: tf.keras.optimizers.legacy.Adagrad(learning_rate=0.01),
 }

@@ -577,7 +577,9 @@ def split_optimizer(model, embedding_optimizer: str = "adagrad"):
   if split is not None:
     opt = split.SplitOptimizer(embedding_optimizer=embedding_optimizer, dense_optimizer="adam",
                                embedding_variables=lambda: model.embedding_variables)
-    return opt, f"SplitOptimizer({embedding_optimizer} on embedding_variables, adam on dense)"
+    kind = type(opt.embedding_optimizer)
+    return opt, (f"SplitOptimizer({embedding_optimizer} [{kind.__module__.split('.')[0]}.{kind.__name__}] "
+                 "on embedding_variables, adam on dense)")
   import tensorflow_recommenders as tfrs  # pylint: disable=g-import-not-at-top
   emb = list(model.embedding_variables)
   dense = list(model.dense_variables)

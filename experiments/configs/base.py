@@ -52,7 +52,7 @@ class DataConfig:
     embedding_dim: int. Embedding width of every id feature. Defaults to 16.
     hash_buckets: int or None. Hash categorical values instead of a vocabulary.
       Defaults to None.
-    synthetic_rows: int. Rows generated (train + valid + test). Defaults to 120000.
+    synthetic_rows: int. Rows generated (train + valid + test). Defaults to 200000.
     synthetic_seed: int. Seed of the synthetic world and its rows. Defaults to 7.
     synthetic_options: dict. Extra keyword arguments of the generator.
       Defaults to {}.
@@ -69,7 +69,7 @@ class DataConfig:
   min_count: int = 1
   embedding_dim: int = 16
   hash_buckets: Optional[int] = None
-  synthetic_rows: int = 120000
+  synthetic_rows: int = 200000
   synthetic_seed: int = 7
   synthetic_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
 

@@ -1,0 +1,91 @@
+r"""Regularisation by validation: a small grid per model on an experiment's VALID split.
+
+  python -m benchmarks.regularization_sweep --models=dnn,dcn_v2 --data_setup=criteo
+
+For each model, every combination of the grid below is trained once (seed 0)
+and scored on the valid split only (the test split is never looked at); the
+results go to --output (JSON: one entry per run, plus the best per model), from
+which the `TUNED` table of `experiments/configs/registry.py` is filled by hand.
+Grid (a "*" entry of TUNED sets the rest):
+  model.params.embedding_l2 in --embedding_l2 (models that have the field),
+  model.params.dropout in --dropouts (models that have the field),
+  optimizer.embedding_learning_rate in --embedding_lrs.
+"""
+
+import itertools
+import json
+import os
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+
+import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
+import tensorflow as tf
+
+from experiments import configs
+from experiments import data as data_lib
+from experiments import runner
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("models", ["dnn", "dcn_v2"], "Model names.")
+flags.DEFINE_string("data_setup", "criteo", "Data setup.")
+flags.DEFINE_string("data", "", "As train.py's --data.")
+flags.DEFINE_list("embedding_l2", ["1e-5", "1e-4"], "Embedding L2 values.")
+flags.DEFINE_list("dropouts", ["0.2"], "Dropout values.")
+flags.DEFINE_list("embedding_lrs", ["0.05", "0.2"], "Embedding (AdaGrad) learning rates.")
+flags.DEFINE_string("params_override", "", "Applied to every run.")
+flags.DEFINE_string("output", os.path.join(data_lib.REPO_ROOT, "benchmarks", "results",
+                                           "regularization_sweep.json"), "JSON results file.")
+
+
+def main(argv):
+  del argv
+  if not FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+  results = {"data_setup": FLAGS.data_setup, "split": "valid", "seed": 0, "runs": [], "best": {}}
+  if os.path.exists(FLAGS.output):
+    with open(FLAGS.output) as fh:
+      old = json.load(fh)
+    if old.get("data_setup") == FLAGS.data_setup:
+      results = old
+  work = tempfile.mkdtemp(prefix="ctr_zoo_sweep_")
+  for model in FLAGS.models:
+    fields = configs.registry._model_fields(model) or set()  # pylint: disable=protected-access
+    l2s = FLAGS.embedding_l2 if "embedding_l2" in fields else [None]
+    dropouts = FLAGS.dropouts if "dropout" in fields else [None]
+    results["runs"] = [r for r in results["runs"] if r["model"] != model]
+    for l2, dropout, lr in itertools.product(l2s, dropouts, FLAGS.embedding_lrs):
+      items = [FLAGS.params_override, f"optimizer.embedding_learning_rate={lr}"]
+      if l2 is not None:
+        items.append(f"model.params.embedding_l2={l2}")
+      if dropout is not None:
+        items.append(f"model.params.dropout={dropout}")
+      overrides = ",".join(x for x in items if x)
+      cfg = runner.resolve_config(f"{model}_{FLAGS.data_setup}", overrides, FLAGS.data)
+      tf.keras.backend.clear_session()
+      start = time.perf_counter()
+      result = runner.run(cfg, os.path.join(work, f"{model}-{len(results['runs'])}"),
+                          overwrite=True, export=False)
+      run = {"model": model, "embedding_l2": None if l2 is None else float(l2),
+             "dropout": None if dropout is None else float(dropout),
+             "embedding_learning_rate": float(lr), "valid_auc": result["valid"]["auc"],
+             "valid_logloss": result["valid"]["logloss"],
+             "seconds": time.perf_counter() - start}
+      results["runs"].append(run)
+      print(json.dumps(run), flush=True)
+    mine = [r for r in results["runs"] if r["model"] == model]
+    results["best"][model] = max(mine, key=lambda r: r["valid_auc"])
+    with open(FLAGS.output, "w") as fh:
+      json.dump(results, fh, indent=1, sort_keys=True)
+  for model, best in results["best"].items():
+    print(f"{model}: best valid AUC {best['valid_auc']:.4f} with embedding_l2 "
+          f"{best['embedding_l2']}, dropout {best['dropout']}, embedding lr "
+          f"{best['embedding_learning_rate']}")
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)
