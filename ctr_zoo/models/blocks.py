@@ -85,26 +85,34 @@ class DenseFieldEmbedding(tf.keras.layers.Layer):
 
     out[b, j, :] = x[b, j] * V[j, :],   V in R^{m x d}
 
+  V is initialised like the embedding tables (uniform in [-0.05, 0.05]) and
+  regularised like them: the numeric values (log1p counts reach ~10) multiply
+  V, so a Glorot-sized V would start every pairwise dot of a field-wise model
+  (FM, DeepFM, AutoInt, ...) at a logit of tens and diverge on small data.
+
   Args:
     dim: int. d, the embedding width. Must be >= 1.
-    initializer: initializer of V. Defaults to "glorot_uniform".
+    initializer: initializer of V. Defaults to "uniform" (as embeddings).
+    regularizer: regularizer of V (e.g. the model's embedding L2). Defaults to None.
 
   Input: (B, m) floats. Output: (B, m, d).
   """
 
-  def __init__(self, dim: int, initializer="glorot_uniform", **kwargs):
+  def __init__(self, dim: int, initializer="uniform", regularizer=None, **kwargs):
     super().__init__(**kwargs)
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
       raise ValueError(f"DenseFieldEmbedding dim must be an int >= 1, got {dim!r}")
     self.dim = dim
     self.initializer = tf.keras.initializers.get(initializer)
+    self.regularizer = tf.keras.regularizers.get(regularizer)
 
   def build(self, input_shape):
     m = tf.TensorShape(input_shape)[-1]
     if m is None:
       raise ValueError(f"DenseFieldEmbedding needs a static number of fields, got shape {input_shape}")
     self.kernel = self.add_weight(name="kernel", shape=(int(m), self.dim),
-                                  initializer=self.initializer, trainable=True)
+                                  initializer=self.initializer, regularizer=self.regularizer,
+                                  trainable=True)
     super().build(input_shape)
 
   def call(self, x):
@@ -112,7 +120,9 @@ class DenseFieldEmbedding(tf.keras.layers.Layer):
 
   def get_config(self):
     return {**super().get_config(), "dim": self.dim,
-            "initializer": tf.keras.initializers.serialize(self.initializer)}
+            "initializer": tf.keras.initializers.serialize(self.initializer),
+            "regularizer": tf.keras.regularizers.serialize(self.regularizer)
+                           if self.regularizer is not None else None}
 
 
 def l2_or_none(strength: float):
@@ -254,7 +264,8 @@ def field_stack(inputs: dict, spec: spec_lib.FeatureSpec, embedding_l2: float = 
               for i, e in enumerate(embed(inputs, spec, embedding_l2, fused=fused))]  # (B, 1, d) each
   dense = dense_matrix(inputs, spec)
   if dense is not None:
-    fields.append(DenseFieldEmbedding(d, name="dense_field_embedding")(dense))  # (B, m, d)
+    fields.append(DenseFieldEmbedding(d, regularizer=l2_or_none(embedding_l2),
+                                      name="dense_field_embedding")(dense))  # (B, m, d)
   if len(fields) == 1:
     return fields[0]
   return tf.keras.layers.Concatenate(axis=1, name="fields")(fields)  # (B, n, d)
