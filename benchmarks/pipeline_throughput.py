@@ -26,7 +26,8 @@ import time
 from absl import app
 from absl import flags
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.environ.get("BUILD_WORKSPACE_DIRECTORY") or os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("rows", 2_000_000, "Rows of the large file (the small one has half).")

@@ -138,13 +138,16 @@ def _load_prepared(directory: str, fingerprint: str = "") -> PreparedData:
 
 def synthetic_source(cfg: base.DataConfig) -> str:
   """Path of the cached synthetic TSV of `cfg` (generated on first use)."""
-  options = json.dumps(cfg.synthetic_options, sort_keys=True)
-  tag = hashlib.sha256(options.encode()).hexdigest()[:8]
+  # Keyed by the resolved world (defaults included) and the generator's version,
+  # so a changed generator or default never reuses stale cached rows.
+  world = synthetic.SyntheticCriteoConfig(**cfg.synthetic_options)
+  key = json.dumps({"world": dataclasses.asdict(world), "version": synthetic.GENERATOR_VERSION},
+                   sort_keys=True, default=str)
+  tag = hashlib.sha256(key.encode()).hexdigest()[:8]
   path = os.path.join(cache_root(), "synthetic",
                       f"rows{cfg.synthetic_rows}-seed{cfg.synthetic_seed}-{tag}", "data.tsv")
   if not (os.path.exists(path) and os.path.exists(path + synthetic.ORACLE_SUFFIX)):
     logging.info("generating %d synthetic rows into %s", cfg.synthetic_rows, path)
-    world = synthetic.SyntheticCriteoConfig(**cfg.synthetic_options)
     synthetic.generate_criteo_tsv(path, cfg.synthetic_rows, seed=cfg.synthetic_seed, config=world)
   return path
 

@@ -54,6 +54,9 @@ import pyarrow.parquet as pq
 from ctr_zoo.feature_columns import criteo as criteo_lib
 
 ORACLE_SUFFIX = ".oracle.parquet"
+# Bump whenever a change here alters the rows a (config, seed) produces: caches
+# of generated files are keyed by it.
+GENERATOR_VERSION = 2
 
 # Per field: cardinality, Zipf exponent, missing rate (Criteo-like shapes).
 _CAT_CARDINALITY = (3, 4, 5, 8, 10, 12, 20, 30, 50, 80, 100, 150, 200, 300, 500, 800, 1000,

@@ -29,7 +29,9 @@ from typing import Callable, Dict, List
 from experiments.configs import base
 
 DEFAULT_EXPERIMENT = "dcn_v2_synthetic"
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Under `bazel run`, Bazel names the real workspace in BUILD_WORKSPACE_DIRECTORY.
+REPO_ROOT = os.environ.get("BUILD_WORKSPACE_DIRECTORY") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CRITEO_SAMPLE = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data", "criteo",
                              "criteo_sample.tsv")
 # Used only when the model registry cannot be imported (it lists the real zoo).
