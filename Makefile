@@ -63,6 +63,8 @@ test-bazel: setup
 	@if command -v bazel >/dev/null 2>&1; then \
 	  echo "==> bazel build //... (offline)"; \
 	  $(BAZEL) build //... ; \
+	  echo "==> bazel run //experiments:train -- --help"; \
+	  $(BAZEL) run //experiments:train -- --help >/dev/null; \
 	  echo "==> bazel test (smoke targets through Bazel)"; \
 	  $(BAZEL) test //tests:foundation_test //tests:experiments_train_test; \
 	else \
