@@ -98,6 +98,39 @@ class FtrlTest(testing.TestCase, parameterized.TestCase):
     expected, _, _ = numpy_ftrl(table0[ids], [values] * 3, alpha=0.1, l1=0.01, l2=0.1)
     self.assertAllClose(got[ids], expected[-1], rtol=1e-5, atol=1e-6)
 
+  @parameterized.named_parameters(
+      ("rows_of_8", 8, dict(learning_rate=0.05)),
+      ("rows_of_8_l1_l2_beta", 8, dict(learning_rate=0.05, l1=0.01, l2=0.1, beta=0.5)),
+      ("rows_of_8_n0", 8, dict(learning_rate=0.05, l1=1e-3, initial_accumulator_value=0.1)),
+      ("rows_of_1_kernel", 1, dict(learning_rate=0.05, l1=0.01)),
+  )
+  def test_sparse_rows_bit_identical_to_tf_sparse_kernel(self, dim, kwargs):
+    # The vectorised gather/update/scatter path against ResourceSparseApplyFtrl.
+    vocab = 300
+    table0 = self.rng.normal(size=(vocab, dim)).astype(np.float32)
+    ours_var, ref_var = tf.Variable(table0), tf.Variable(table0)
+    ours, ref = ftrl.Ftrl(**kwargs), ftrl.Ftrl(**kwargs)
+    ref._create_all_weights([ref_var])  # pylint: disable=protected-access
+    c = ref._fallback_apply_state(ref_var.device, ref_var.dtype)  # pylint: disable=protected-access
+
+    @tf.function
+    def step(values, ids):
+      ours.apply_gradients([(tf.IndexedSlices(values, ids, tf.constant([vocab, dim], tf.int64)), ours_var)])
+      unique, positions = tf.unique(ids)
+      summed = tf.math.unsorted_segment_sum(values, positions, tf.shape(unique)[0])
+      tf.raw_ops.ResourceSparseApplyFtrl(
+          var=ref_var.handle, accum=ref.get_slot(ref_var, "accumulator").handle,
+          linear=ref.get_slot(ref_var, "linear").handle, grad=summed, indices=unique, lr=c["lr_t"],
+          l1=c["l1"], l2=c["kernel_l2"], lr_power=c["lr_power"])
+
+    for _ in range(5):
+      step(tf.constant(self.rng.normal(size=(200, dim)).astype(np.float32)),
+           tf.constant(self.rng.integers(0, 100, 200), tf.int64))
+    np.testing.assert_array_equal(ours_var.numpy(), ref_var.numpy())
+    for slot in ("accumulator", "linear"):
+      np.testing.assert_array_equal(ours.get_slot(ours_var, slot).numpy(), ref.get_slot(ref_var, slot).numpy())
+    np.testing.assert_array_equal(ours_var.numpy()[100:], table0[100:])
+
   def test_duplicate_ids_equal_summed_gradient(self):
     table0 = self.rng.normal(size=(10, 3)).astype(np.float32)
     dup, summed = tf.Variable(table0, name="embedding/dup"), tf.Variable(table0, name="embedding/sum")

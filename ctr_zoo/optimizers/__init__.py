@@ -1,6 +1,8 @@
 """ctr_zoo.optimizers: sparse FTRL, group-lasso FTRL, LAMB, Lookahead, the split.
 
-- ``Ftrl``: FTRL-Proximal on TF's sparse kernels, paper parameters, n0 = 0.
+- ``Adagrad``: legacy Keras AdaGrad with vectorised sparse row updates (and a
+  dense path for small, densely covered tables); bit-identical results.
+- ``Ftrl``: FTRL-Proximal (vectorised sparse rows), paper parameters, n0 = 0.
 - ``GroupLassoFtrl``: FTRL with a per-row group lasso (rows set exactly to 0).
 - ``SplitOptimizer``: embedding tables on one optimizer, the rest on another.
 - ``Lamb``, ``Lookahead``: dense optimizers tf-keras lacks.
@@ -8,6 +10,7 @@
 - ``embedding_sparsity(model)``, ``prune_table(table)``: zero rows, pruned size.
 """
 
+from ctr_zoo.optimizers.adagrad import Adagrad
 from ctr_zoo.optimizers.ftrl import Ftrl
 from ctr_zoo.optimizers.group_lasso_ftrl import GroupLassoFtrl
 from ctr_zoo.optimizers.lamb import Lamb
@@ -21,6 +24,6 @@ from ctr_zoo.optimizers.sparsity import TableSparsity
 from ctr_zoo.optimizers.split import SplitOptimizer
 
 __all__ = [
-    "Ftrl", "GroupLassoFtrl", "Lamb", "Lookahead", "SplitOptimizer", "TableSparsity", "embedding_sparsity",
+    "Adagrad", "Ftrl", "GroupLassoFtrl", "Lamb", "Lookahead", "SplitOptimizer", "TableSparsity", "embedding_sparsity",
     "get", "names", "prune_table", "table_sparsity",
 ]

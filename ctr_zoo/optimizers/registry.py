@@ -5,6 +5,7 @@ from typing import Any, Callable, Dict
 
 import tensorflow as tf
 
+from ctr_zoo.optimizers import adagrad
 from ctr_zoo.optimizers import ftrl
 from ctr_zoo.optimizers import group_lasso_ftrl
 from ctr_zoo.optimizers import lamb
@@ -25,7 +26,9 @@ _FACTORIES: Dict[str, Callable[..., Any]] = {
     "nesterov": lambda **kw: _legacy.SGD(**{"learning_rate": 0.01, "momentum": 0.9, "nesterov": True, **kw}),
     "adam": lambda **kw: _legacy.Adam(**kw),
     "amsgrad": lambda **kw: _legacy.Adam(**{"amsgrad": True, **kw}),
-    "adagrad": lambda **kw: _legacy.Adagrad(**{"learning_rate": 0.01, **kw}),
+    # ctr_zoo's Adagrad: a legacy Adagrad (same math, slots, config) with fast
+    # sparse row updates and a dense path for densely covered small tables.
+    "adagrad": lambda **kw: adagrad.Adagrad(**{"learning_rate": 0.01, **kw}),
     "rmsprop": lambda **kw: _legacy.RMSprop(**kw),
     "ftrl": lambda **kw: ftrl.Ftrl(**kw),
     "group_lasso_ftrl": lambda **kw: group_lasso_ftrl.GroupLassoFtrl(**kw),
