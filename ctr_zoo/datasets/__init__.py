@@ -9,8 +9,8 @@ how a raw value becomes an id or a float.
 from ctr_zoo.datasets.encoding import encode_table
 from ctr_zoo.datasets.input_pipeline import (encode_frame, list_shards, make_dataset,
                                              read_encoded)
-from ctr_zoo.datasets.preprocessing import (FitSummary, TransformSummary, fit, output_schema,
-                                            transform)
+from ctr_zoo.datasets.preprocessing import (FitSummary, TransformSummary, fit, fit_transform,
+                                            output_schema, transform)
 from ctr_zoo.datasets.readers import DataError, ReadSummary, detect_format, read_batches
 from ctr_zoo.datasets.sequences import (SyntheticSequenceConfig, generate_sequence_data,
                                         movielens_spec, read_movielens_100k, sequence_spec,
@@ -23,7 +23,8 @@ from ctr_zoo.datasets.synthetic import (SyntheticCriteoConfig, auc, generate_cri
 __all__ = [
     "DataError", "FileSplit", "FitSummary", "RandomSplit", "ReadSummary",
     "SyntheticCriteoConfig", "SyntheticSequenceConfig", "TransformSummary", "auc",
-    "detect_format", "encode_frame", "encode_table", "fit", "generate_criteo_tsv",
+    "detect_format", "encode_frame", "encode_table", "fit", "fit_transform",
+    "generate_criteo_tsv",
     "generate_sequence_data", "list_shards", "load_oracle", "logloss", "make_dataset",
     "movielens_spec", "oracle_metrics", "output_schema", "parse_split", "read_batches",
     "read_encoded", "read_movielens_100k", "sequence_spec", "split_by_time",

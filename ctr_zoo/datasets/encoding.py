@@ -77,7 +77,8 @@ def vocab_ids(values: pa.Array, vocabulary: tuple, as_int: bool = False) -> np.n
   """Ids of string (or int64 bucket) values: 2 + index, OOV 1, missing 0.
 
   Args:
-    values: pa.Array of string (or int64 if `as_int`), nulls = missing.
+    values: pa.Array of string (or int64 if `as_int`), nulls = missing; or a
+      dictionary array of those (its dictionary is mapped once, then gathered).
     vocabulary: tuple of str. The fitted vocabulary.
     as_int: bool. Values and vocabulary tokens are integers. Defaults to False.
 
@@ -86,14 +87,33 @@ def vocab_ids(values: pa.Array, vocabulary: tuple, as_int: bool = False) -> np.n
   """
   if vocabulary is None:
     raise spec_lib.SpecError("the feature is not fitted (no vocabulary): run datasets.fit first")
-  index = pc.index_in(values, value_set=_vocab_array(vocabulary, as_int))
-  ids = pc.fill_null(pc.add(pc.cast(index, pa.int64()), NUM_RESERVED_IDS), OOV_ID)
-  ids = pc.if_else(pc.is_null(values), MISSING_ID, ids)
-  return np.asarray(ids.to_numpy(zero_copy_only=False), dtype=np.int64)
+  if pa.types.is_dictionary(values.type):
+    return _gather_dictionary(values, vocab_ids(values.dictionary, vocabulary, as_int))
+  index = pc.index_in(values, value_set=_vocab_array(vocabulary, as_int))  # int32, null = absent
+  ids = pc.fill_null(index, OOV_ID - NUM_RESERVED_IDS).to_numpy().astype(np.int64)
+  ids += NUM_RESERVED_IDS
+  if values.null_count:
+    ids[~pc.is_valid(values).to_numpy(zero_copy_only=False)] = MISSING_ID
+  return ids
+
+
+def _gather_dictionary(values: pa.DictionaryArray, dictionary_ids: np.ndarray) -> np.ndarray:
+  """ids[i] = dictionary_ids[values.indices[i]]; a null index -> MISSING_ID."""
+  indices = values.indices
+  ids = dictionary_ids[pc.fill_null(indices, 0).to_numpy()] if len(dictionary_ids) else \
+      np.zeros((len(values),), np.int64)
+  if indices.null_count:
+    ids[~pc.is_valid(indices).to_numpy(zero_copy_only=False)] = MISSING_ID
+  return ids
 
 
 def hash_ids(values: pa.Array, hash_buckets: int) -> np.ndarray:
-  """2 + tf.strings.to_hash_bucket_fast(value, hash_buckets); missing -> 0."""
+  """2 + tf.strings.to_hash_bucket_fast(value, hash_buckets); missing -> 0.
+
+  A dictionary array is hashed once per dictionary value, then gathered.
+  """
+  if pa.types.is_dictionary(values.type):
+    return _gather_dictionary(values, hash_ids(values.dictionary, hash_buckets))
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   missing = pc.is_null(values).to_numpy(zero_copy_only=False)
   strings = pc.fill_null(values, "").to_numpy(zero_copy_only=False)
@@ -150,6 +170,8 @@ def sequence_ids(values: pa.Array, feature: spec_lib.SequenceFeature, vocabulary
   """int64 (n, max_len): the last max_len tokens' ids, right-padded with 0."""
   n = len(values)
   out = np.zeros((n, feature.max_len), np.int64)
+  if pa.types.is_dictionary(values.type):
+    values = values.dictionary_decode()
   flat, parents = split_tokens(values, feature.separator)
   if len(flat) == 0:
     return out
@@ -168,7 +190,8 @@ def encode_table(table: pa.Table, spec: spec_lib.FeatureSpec,
   """Encodes a typed raw table (a `readers.RawBatch.table`) with a fitted spec.
 
   Args:
-    table: pa.Table. The label (int8) and every feature, typed by the readers.
+    table: pa.Table. The label (int8) and every feature, typed by the readers;
+      categorical columns may also be dictionary arrays of strings.
     spec: FeatureSpec. Must be fitted.
     with_label: bool. Also return the label. Defaults to True.
 

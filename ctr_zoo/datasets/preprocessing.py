@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from typing import Any, Dict, Optional
 
@@ -57,9 +58,25 @@ class _ValueCounter:
     if len(values) == 0:
       return
     vc = pc.value_counts(values)  # struct<values, counts>
-    self.pending.append(pa.table({"value": vc.field("values"),
-                                  "count": pc.cast(vc.field("counts"), pa.int64())}))
-    self.pending_rows += len(vc)
+    self._add_counts(vc.field("values"), pc.cast(vc.field("counts"), pa.int64()))
+
+  def add_dictionary(self, values: pa.DictionaryArray, mask: Optional[np.ndarray]) -> None:
+    """Counts a dictionary array's values (rows where `mask`, all if None) by index."""
+    indices = values.indices
+    idx = pc.fill_null(indices, -1).to_numpy() if indices.null_count else indices.to_numpy()
+    if mask is not None:
+      idx = idx[mask]
+    if indices.null_count:
+      idx = idx[idx >= 0]
+    counts = np.bincount(idx, minlength=len(values.dictionary))  # (len(dictionary),)
+    seen = np.flatnonzero(counts)
+    if len(seen) == 0:
+      return
+    self._add_counts(values.dictionary.take(pa.array(seen)), pa.array(counts[seen], pa.int64()))
+
+  def _add_counts(self, values: pa.Array, counts: pa.Array) -> None:
+    self.pending.append(pa.table({"value": values, "count": counts}))
+    self.pending_rows += len(values)
     if self.pending_rows >= _MERGE_EVERY:
       self._merge()
 
@@ -113,6 +130,94 @@ class FitSummary:
   seconds: float = 0.0
 
 
+class _Fitter:
+  """Accumulates `fit`'s counts and moments over record batches."""
+
+  def __init__(self, spec: spec_lib.FeatureSpec):
+    self.spec = spec
+    self.counters: Dict[str, _ValueCounter] = {}
+    self.moments: Dict[str, list] = {}
+    for f in spec.features:
+      if isinstance(f, spec_lib.DenseFeature):
+        if f.is_categorical:
+          self.counters[f.name] = _ValueCounter(pa.int64())
+        elif f.transform == "standardize":
+          self.moments[f.name] = [0, 0.0, 0.0]  # n, sum, sum of squares
+      elif isinstance(f, spec_lib.SequenceFeature) and f.shares_vocabulary_with:
+        continue
+      elif f.hash_buckets is None:
+        self.counters[f.name] = _ValueCounter(pa.string())
+    self.summary = FitSummary()
+
+  def add(self, table: pa.Table, mask: Optional[np.ndarray] = None) -> None:
+    """Counts the rows of `table` where `mask` (np.bool_ (n,); all rows if None).
+
+    Categorical columns may be dictionary arrays (counted by index, unfiltered).
+    """
+    spec = self.spec
+    if mask is not None and mask.all():
+      mask = None
+    rows = table
+    if mask is not None:
+      dict_names = [n for n, t in zip(table.column_names, table.schema.types)
+                    if pa.types.is_dictionary(t)]
+      rows = table.drop_columns(dict_names).filter(pa.array(mask))
+      if rows.num_rows == 0:
+        return
+    self.summary.rows += rows.num_rows
+    self.summary.positives += int(pc.sum(pc.cast(rows.column(spec.label), pa.int64())).as_py() or 0)
+    for f in spec.features:
+      col = rows.column(f.name) if f.name in rows.column_names else None
+      if isinstance(f, spec_lib.DenseFeature):
+        if f.is_categorical:
+          self.counters[f.name].add(encoding.bucketize(col.combine_chunks()))
+        elif f.name in self.moments:
+          x = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False) if col.null_count == 0 else \
+              pc.cast(col.drop_null(), pa.float64()).to_numpy(zero_copy_only=False)
+          m = self.moments[f.name]
+          m[0] += len(x)
+          m[1] += float(np.sum(x))
+          m[2] += float(np.sum(x * x))
+      elif isinstance(f, spec_lib.SequenceFeature):
+        target = f.shares_vocabulary_with or f.name
+        if target in self.counters:
+          flat, _ = encoding.split_tokens(col.combine_chunks(), f.separator)
+          self.counters[target].add(flat)
+      elif f.name in self.counters:
+        full = table.column(f.name)
+        arr = full.combine_chunks() if full.num_chunks != 1 else full.chunk(0)
+        if pa.types.is_dictionary(arr.type):
+          self.counters[f.name].add_dictionary(arr, mask)
+        else:
+          self.counters[f.name].add(col.combine_chunks())
+
+  def result(self, read_summary: readers.ReadSummary, fit_split: str, start: float) -> tuple:
+    """(fitted FeatureSpec, FitSummary)."""
+    spec, summary = self.spec, self.summary
+    if summary.rows == 0:
+      raise readers.DataError(f"fit: no rows to fit on (split {fit_split!r}); files "
+                              f"{read_summary.files}")
+    fitted = []
+    for f in spec.features:
+      if f.name in self.counters:
+        counter = self.counters[f.name]
+        vocab = counter.vocabulary(f.min_count, getattr(f, "max_vocab_size", None))
+        summary.distinct_values[f.name] = counter.distinct
+        summary.vocabulary_sizes[f.name] = len(vocab)
+        f = dataclasses.replace(f, vocabulary=vocab)
+      elif f.name in self.moments:
+        n, s, ss = self.moments[f.name]
+        mean = s / n if n else 0.0
+        var = max(ss / n - mean * mean, 0.0) if n else 0.0
+        std = float(np.sqrt(var)) if var > 1e-24 else 1.0
+        f = dataclasses.replace(f, mean=float(mean), std=std)
+      fitted.append(f)
+    summary.ctr = summary.positives / summary.rows
+    summary.read = read_summary.to_dict()
+    summary.seconds = time.perf_counter() - start
+    return spec.with_features(fitted), summary
+
+
 def _check_split(split, fit_split: str):
   if split is not None and fit_split not in split.names:
     raise ValueError(f"fit_split {fit_split!r} is not one of the split names {split.names}")
@@ -144,71 +249,16 @@ def fit(source: Any, spec: spec_lib.FeatureSpec, *, split=None, fit_split: str =
   """
   _check_split(split, fit_split)
   start = time.perf_counter()
-  counters: Dict[str, _ValueCounter] = {}
-  moments: Dict[str, list] = {}
-  for f in spec.features:
-    if isinstance(f, spec_lib.DenseFeature):
-      if f.is_categorical:
-        counters[f.name] = _ValueCounter(pa.int64())
-      elif f.transform == "standardize":
-        moments[f.name] = [0, 0.0, 0.0]  # n, sum, sum of squares
-    elif isinstance(f, spec_lib.SequenceFeature) and f.shares_vocabulary_with:
-      continue
-    elif f.hash_buckets is None:
-      counters[f.name] = _ValueCounter(pa.string())
-  summary = FitSummary()
+  fitter = _Fitter(spec)
   read_summary = readers.ReadSummary()
   for batch in readers.read_batches(source, spec, on_bad_rows=on_bad_rows, file_format=file_format,
                                     block_size=block_size, batch_rows=batch_rows,
                                     summary=read_summary, progress=progress):
-    table = batch.table
+    mask = None
     if split is not None:
-      which = split.assign(batch.file_index, batch.row_keys)
-      table = table.filter(pa.array(which == split.names.index(fit_split)))
-      if table.num_rows == 0:
-        continue
-    summary.rows += table.num_rows
-    summary.positives += int(pc.sum(pc.cast(table.column(spec.label), pa.int64())).as_py() or 0)
-    for f in spec.features:
-      col = table.column(f.name)
-      if isinstance(f, spec_lib.DenseFeature):
-        if f.is_categorical:
-          counters[f.name].add(encoding.bucketize(col.combine_chunks()))
-        elif f.name in moments:
-          x = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False) if col.null_count == 0 else \
-              pc.cast(col.drop_null(), pa.float64()).to_numpy(zero_copy_only=False)
-          m = moments[f.name]
-          m[0] += len(x)
-          m[1] += float(np.sum(x))
-          m[2] += float(np.sum(x * x))
-      elif isinstance(f, spec_lib.SequenceFeature):
-        target = f.shares_vocabulary_with or f.name
-        if target in counters:
-          flat, _ = encoding.split_tokens(col.combine_chunks(), f.separator)
-          counters[target].add(flat)
-      elif f.name in counters:
-        counters[f.name].add(col.combine_chunks())
-  if summary.rows == 0:
-    raise readers.DataError(f"fit: no rows to fit on (split {fit_split!r}); files "
-                            f"{read_summary.files}")
-  fitted = []
-  for f in spec.features:
-    if f.name in counters:
-      vocab = counters[f.name].vocabulary(f.min_count, getattr(f, "max_vocab_size", None))
-      summary.distinct_values[f.name] = counters[f.name].distinct
-      summary.vocabulary_sizes[f.name] = len(vocab)
-      f = dataclasses.replace(f, vocabulary=vocab)
-    elif f.name in moments:
-      n, s, ss = moments[f.name]
-      mean = s / n if n else 0.0
-      var = max(ss / n - mean * mean, 0.0) if n else 0.0
-      std = float(np.sqrt(var)) if var > 1e-24 else 1.0
-      f = dataclasses.replace(f, mean=float(mean), std=std)
-    fitted.append(f)
-  summary.ctr = summary.positives / summary.rows
-  summary.read = read_summary.to_dict()
-  summary.seconds = time.perf_counter() - start
-  out = spec.with_features(fitted)
+      mask = split.assign(batch.file_index, batch.row_keys) == split.names.index(fit_split)
+    fitter.add(batch.table, mask)
+  out, summary = fitter.result(read_summary, fit_split, start)
   return (out, summary) if return_summary else out
 
 
@@ -326,67 +376,206 @@ def transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, split
   Returns:
     TransformSummary (also written to output_dir/summary.json).
   """
-  if not spec.is_fitted:
-    unfitted = [f.name for f in spec.features if not f.is_fitted]
-    raise spec_lib.SpecError(f"transform needs a fitted spec; not fitted: {unfitted} (run fit first)")
   start = time.perf_counter()
-  names = splits_lib.split_names(split)
-  for name in names:
-    d = os.path.join(output_dir, name)
-    if os.path.isdir(d):
-      for old in os.listdir(d):
-        if old.startswith("part-") and old.endswith(".parquet"):
-          os.remove(os.path.join(d, old))
-  schema = output_schema(spec)
-  writers = [_ShardWriter(os.path.join(output_dir, n), schema, rows_per_shard, compression)
-             for n in names]
-  id_features = [f for f in spec.features if f not in spec.dense_features]
-  oov = {f.name: 0 for f in id_features}
-  present = {f.name: 0 for f in id_features}
-  missing = {f.name: 0 for f in id_features}
-  rows = np.zeros(len(names), np.int64)
-  positives = np.zeros(len(names), np.int64)
+  transformer = _Transformer(spec, output_dir, split, rows_per_shard, compression)
   read_summary = readers.ReadSummary()
   try:
     for batch in readers.read_batches(source, spec, on_bad_rows=on_bad_rows,
                                       file_format=file_format, block_size=block_size,
                                       batch_rows=batch_rows, summary=read_summary,
                                       progress=progress):
-      features, labels = encoding.encode_table(batch.table, spec)
-      for f in id_features:
-        ids = features[f.name]
-        oov[f.name] += int(np.count_nonzero(ids == spec_lib.OOV_ID))
-        if ids.ndim == 2:
-          present[f.name] += int(np.count_nonzero(ids != 0))
-          missing[f.name] += int(np.count_nonzero(~ids.any(axis=1)))
-        else:
-          n_missing = int(np.count_nonzero(ids == spec_lib.MISSING_ID))
-          missing[f.name] += n_missing
-          present[f.name] += len(ids) - n_missing
-      table = encoded_to_table(features, labels, spec)
       which = None if split is None else split.assign(batch.file_index, batch.row_keys)
-      for i, writer in enumerate(writers):
-        part = table if which is None else table.filter(pa.array(which == i))
-        if part.num_rows:
-          rows[i] += part.num_rows
-          positives[i] += int(np.sum(part.column(spec.label).to_numpy()))
-          writer.write(part)
+      transformer.add(batch.table, which)
   finally:
-    for w in writers:
+    transformer.close()
+  return transformer.finish(read_summary, start)
+
+
+class _Transformer:
+  """Encodes record batches and writes them to Parquet shards per split."""
+
+  def __init__(self, spec: spec_lib.FeatureSpec, output_dir: str, split, rows_per_shard: int,
+               compression: str):
+    if not spec.is_fitted:
+      unfitted = [f.name for f in spec.features if not f.is_fitted]
+      raise spec_lib.SpecError(f"transform needs a fitted spec; not fitted: {unfitted} "
+                               "(run fit first)")
+    self.spec = spec
+    self.output_dir = output_dir
+    self.names = splits_lib.split_names(split)
+    for name in self.names:
+      d = os.path.join(output_dir, name)
+      if os.path.isdir(d):
+        for old in os.listdir(d):
+          if old.startswith("part-") and old.endswith(".parquet"):
+            os.remove(os.path.join(d, old))
+    schema = output_schema(spec)
+    self.writers = [_ShardWriter(os.path.join(output_dir, n), schema, rows_per_shard, compression)
+                    for n in self.names]
+    self.id_features = [f for f in spec.features if f not in spec.dense_features]
+    self.oov = {f.name: 0 for f in self.id_features}
+    self.present = {f.name: 0 for f in self.id_features}
+    self.missing = {f.name: 0 for f in self.id_features}
+    self.rows = np.zeros(len(self.names), np.int64)
+    self.positives = np.zeros(len(self.names), np.int64)
+
+  def add(self, table: pa.Table, which: Optional[np.ndarray]) -> None:
+    """Encodes `table` (typed raw rows) and writes row i to split `which[i]` (all: split 0)."""
+    spec = self.spec
+    features, labels = encoding.encode_table(table, spec)
+    for f in self.id_features:
+      ids = features[f.name]
+      self.oov[f.name] += int(np.count_nonzero(ids == spec_lib.OOV_ID))
+      if ids.ndim == 2:
+        self.present[f.name] += int(np.count_nonzero(ids != 0))
+        self.missing[f.name] += int(np.count_nonzero(~ids.any(axis=1)))
+      else:
+        n_missing = int(np.count_nonzero(ids == spec_lib.MISSING_ID))
+        self.missing[f.name] += n_missing
+        self.present[f.name] += len(ids) - n_missing
+    out = encoded_to_table(features, labels, spec)
+    for i, writer in enumerate(self.writers):
+      part = out if which is None else out.filter(pa.array(which == i))
+      if part.num_rows:
+        self.rows[i] += part.num_rows
+        self.positives[i] += int(np.sum(part.column(spec.label).to_numpy()))
+        writer.write(part)
+
+  def close(self) -> None:
+    for w in self.writers:
       w.close()
-  total = int(rows.sum())
-  summary = TransformSummary(
-      rows={n: int(r) for n, r in zip(names, rows)},
-      positives={n: int(p) for n, p in zip(names, positives)},
-      ctr={n: (float(p) / r if r else 0.0) for n, p, r in zip(names, positives, rows)},
-      oov_rate={k: (oov[k] / present[k] if present[k] else 0.0) for k in oov},
-      missing_rate={k: (missing[k] / total if total else 0.0) for k in missing},
-      vocabulary_sizes={f.name: spec.num_ids(f.name) for f in id_features},
-      shards={n: w.paths for n, w in zip(names, writers)},
-      read=read_summary.to_dict(),
-      seconds=time.perf_counter() - start)
+
+  def finish(self, read_summary: readers.ReadSummary, start: float) -> TransformSummary:
+    """Writes spec.json and summary.json; returns the summary."""
+    spec, names, rows, positives = self.spec, self.names, self.rows, self.positives
+    total = int(rows.sum())
+    summary = TransformSummary(
+        rows={n: int(r) for n, r in zip(names, rows)},
+        positives={n: int(p) for n, p in zip(names, positives)},
+        ctr={n: (float(p) / r if r else 0.0) for n, p, r in zip(names, positives, rows)},
+        oov_rate={k: (self.oov[k] / self.present[k] if self.present[k] else 0.0) for k in self.oov},
+        missing_rate={k: (self.missing[k] / total if total else 0.0) for k in self.missing},
+        vocabulary_sizes={f.name: spec.num_ids(f.name) for f in self.id_features},
+        shards={n: w.paths for n, w in zip(names, self.writers)},
+        read=read_summary.to_dict(),
+        seconds=time.perf_counter() - start)
+    os.makedirs(self.output_dir, exist_ok=True)
+    spec.save(os.path.join(self.output_dir, "spec.json"))
+    with open(os.path.join(self.output_dir, "summary.json"), "w") as fh:
+      json.dump(summary.to_dict(), fh, indent=1)
+    return summary
+
+
+_STAGE_FILE = ".fit_transform_stage.arrows"
+_SPLIT_COLUMN = "__split__"
+DEFAULT_MAX_STAGE_BYTES = 16 << 30
+
+
+def _estimated_stage_bytes(source: Any) -> Optional[int]:
+  """Rough size of the staged (parsed) rows, or None when it cannot be told."""
+  total = 0
+  for item in readers.expand_source(source):
+    if isinstance(item, str):
+      try:
+        size = os.path.getsize(item)
+      except OSError:
+        return None  # the reader raises the proper DataError
+      total += size * (5 if readers._compression_of(item) else 1)  # pylint: disable=protected-access
+    else:
+      total += int(getattr(item, "nbytes", 0) or item.memory_usage(deep=True).sum())
+  return total
+
+
+def fit_transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, split=None,
+                  fit_split: str = "train", on_bad_rows: str = "error", file_format: str = "auto",
+                  block_size: int = readers.DEFAULT_BLOCK_SIZE,
+                  batch_rows: int = readers.DEFAULT_BATCH_ROWS, rows_per_shard: int = 1 << 20,
+                  compression: str = "snappy", progress=None,
+                  max_stage_bytes: int = DEFAULT_MAX_STAGE_BYTES) -> tuple:
+  """`fit` then `transform` of the same source, parsing the raw text once.
+
+  The result is identical to `transform(source, fit(source, spec, ...), ...)`.
+  The fitting pass keeps each parsed batch, with its categorical columns
+  dictionary-encoded (int32 indices + the batch's distinct values), in an
+  uncompressed Arrow IPC stream `output_dir/.fit_transform_stage.arrows`;
+  counting then works on the indices, and the transforming pass reads the
+  stream back a batch at a time (memory stays bounded by the batch size) and
+  maps each batch dictionary to ids once instead of every row. The stream is
+  deleted at the end. When the source's size (x5 for compressed files)
+  exceeds `max_stage_bytes` or half the free disk space of `output_dir`, it
+  falls back to two reading passes.
+
+  Args:
+    source, spec, split, fit_split, on_bad_rows, file_format, block_size,
+    batch_rows, progress: as for `fit` (progress is called in the first pass
+      only when staging).
+    output_dir, rows_per_shard, compression: as for `transform`.
+    max_stage_bytes: int. Largest estimated staging size. Defaults to 16 GiB.
+
+  Returns:
+    (fitted FeatureSpec, FitSummary, TransformSummary).
+  """
+  _check_split(split, fit_split)
+  read_args = dict(on_bad_rows=on_bad_rows, file_format=file_format, block_size=block_size,
+                   batch_rows=batch_rows)
   os.makedirs(output_dir, exist_ok=True)
-  spec.save(os.path.join(output_dir, "spec.json"))
-  with open(os.path.join(output_dir, "summary.json"), "w") as fh:
-    json.dump(summary.to_dict(), fh, indent=1)
-  return summary
+  estimate = _estimated_stage_bytes(source)
+  free = shutil.disk_usage(output_dir).free
+  if estimate is None or estimate > min(max_stage_bytes, free // 2):
+    fitted, fit_summary = fit(source, spec, split=split, fit_split=fit_split, progress=progress,
+                              return_summary=True, **read_args)
+    return fitted, fit_summary, transform(source, fitted, output_dir, split=split,
+                                          rows_per_shard=rows_per_shard, compression=compression,
+                                          progress=progress, **read_args)
+  start = time.perf_counter()
+  stage_path = os.path.join(output_dir, _STAGE_FILE)
+  dict_names = {f.name for f in spec.features if isinstance(f, spec_lib.CategoricalFeature)}
+  fitter = _Fitter(spec)
+  read_summary = readers.ReadSummary()
+  writer = None
+  try:
+    with pa.OSFile(stage_path, "wb") as sink:
+      for batch in readers.read_batches(source, spec, summary=read_summary, progress=progress,
+                                        **read_args):
+        table = batch.table
+        columns = []
+        for name, col in zip(table.column_names, table.columns):
+          arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+          if name in dict_names and pa.types.is_string(arr.type):
+            arr = pc.dictionary_encode(arr)  # (n,) int32 indices + distinct values
+          columns.append(arr)
+        which = None
+        if split is not None:
+          which = split.assign(batch.file_index, batch.row_keys)
+          columns.append(pa.array(which))
+        staged = pa.RecordBatch.from_arrays(
+            columns, table.column_names + ([_SPLIT_COLUMN] if split is not None else []))
+        fitter.add(pa.Table.from_batches([staged]).drop_columns(
+            [_SPLIT_COLUMN] if split is not None else []),
+                   None if which is None else which == split.names.index(fit_split))
+        if writer is None:
+          writer = pa.ipc.new_stream(sink, staged.schema)
+        writer.write_batch(staged)
+      if writer is not None:
+        writer.close()
+        writer = None
+    fitted, fit_summary = fitter.result(read_summary, fit_split, start)
+    transform_start = time.perf_counter()
+    transformer = _Transformer(fitted, output_dir, split, rows_per_shard, compression)
+    try:
+      with pa.OSFile(stage_path, "rb") as src:  # plain reads, not a memory map: RSS stays bounded
+        for staged in pa.ipc.open_stream(src):
+          which = None
+          if split is not None:
+            which = staged.column(_SPLIT_COLUMN).to_numpy()
+            staged = staged.drop_columns([_SPLIT_COLUMN])
+          transformer.add(pa.Table.from_batches([staged]), which)
+    finally:
+      transformer.close()
+    transform_summary = transformer.finish(read_summary, transform_start)
+  finally:
+    if writer is not None:
+      writer.close()
+    if os.path.exists(stage_path):
+      os.remove(stage_path)
+  return fitted, fit_summary, transform_summary

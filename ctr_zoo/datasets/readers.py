@@ -265,8 +265,12 @@ def _target_kind(spec: spec_lib.FeatureSpec, name: str) -> str:
   return "string"
 
 
-def _coerce_column(arr: pa.Array, kind: str):
-  """Returns (typed array, bad mask np.bool_ or None, reason) for one column."""
+def _coerce_column(arr: pa.Array, kind: str, empty_is_null: bool = False):
+  """Returns (typed array, bad mask np.bool_ or None, reason) for one column.
+
+  `empty_is_null`: the reader already turned empty strings into nulls (text
+  files read with null_values=[""]), so strings need no further check.
+  """
   t = arr.type
   if kind == "label":
     if pa.types.is_string(t) or pa.types.is_large_string(t):
@@ -306,18 +310,22 @@ def _coerce_column(arr: pa.Array, kind: str):
     if pa.types.is_floating(t):
       raise TypeError(f"a categorical column has float type {t}; give strings or integers")
     arr = pc.cast(arr, pa.string())
+  if empty_is_null and arr.type == pa.string():
+    return arr, None, ""
   # empty string is missing
   arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
   return arr, None, ""
 
 
 def _validate(table: pa.Table, spec: spec_lib.FeatureSpec, names: Sequence[str],
-              on_bad_rows: str, where, summary: ReadSummary, path: str) -> tuple:
+              on_bad_rows: str, where, summary: ReadSummary, path: str,
+              empty_is_null: bool = False) -> tuple:
   """Types every column; drops or raises on bad rows.
 
   Args:
     table: raw table whose columns are `names` (spec raw-column names).
     where: callable(row_index_in_batch) -> str location (e.g. "line 12").
+    empty_is_null: bool. Empty strings are already null (text reader).
 
   Returns:
     (typed table, kept-row mask or None).
@@ -328,7 +336,7 @@ def _validate(table: pa.Table, spec: spec_lib.FeatureSpec, names: Sequence[str],
   for name in names:
     arr = table.column(name).combine_chunks() if table.column(name).num_chunks != 1 else table.column(name).chunk(0)
     try:
-      typed, bad, reason = _coerce_column(arr, _target_kind(spec, name))
+      typed, bad, reason = _coerce_column(arr, _target_kind(spec, name), empty_is_null)
     except TypeError as e:
       raise DataError(f"{path}: field {name!r}: {e}", path=path, field=name) from e
     columns.append(typed)
@@ -523,7 +531,8 @@ def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, pr
 
       # include_columns = the spec's columns in spec order; rename by position.
       table = pa.Table.from_batches([batch]).rename_columns(list(wanted))
-      typed, keep = _validate(table, spec, wanted, on_bad_rows, where, summary, path)
+      typed, keep = _validate(table, spec, wanted, on_bad_rows, where, summary, path,
+                              empty_is_null=True)
       rows_seen += n
       if keep is not None:
         keys = keys[keep]

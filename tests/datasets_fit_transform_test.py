@@ -1,0 +1,106 @@
+"""fit_transform (text parsed once, staged) == fit then transform, exactly."""
+
+import glob
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tests import testing
+from ctr_zoo import datasets
+from ctr_zoo.datasets import encoding
+from ctr_zoo.feature_columns import spec as spec_lib
+
+
+def _spec(min_count=2):
+  """Criteo raw layout with every kind of fitted / hashed feature."""
+  dense = [spec_lib.DenseFeature(f"I{i}", transform=t) for i, t in
+           zip(range(1, 14), ["log1p", "standardize", "bucketize", "none"] * 4)]
+  cats = [spec_lib.CategoricalFeature(f"C{i}", min_count=min_count) if i % 5 else
+          spec_lib.CategoricalFeature(f"C{i}", hash_buckets=97) for i in range(1, 27)]
+  return spec_lib.FeatureSpec(features=tuple(dense + cats))
+
+
+def _read_split(out_dir, split):
+  paths = sorted(glob.glob(os.path.join(out_dir, split, "*.parquet")))
+  return pa.concat_tables([pq.read_table(p) for p in paths]) if paths else None
+
+
+class FitTransformTest(testing.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.tmp = self.make_temp_dir()
+    self.tsv = os.path.join(self.tmp, "raw.tsv")
+    datasets.generate_criteo_tsv(self.tsv, 3000, seed=1)
+
+  def _assert_same_output(self, a, b, split_names):
+    for name in split_names:
+      ta, tb = _read_split(a, name), _read_split(b, name)
+      self.assertIsNotNone(ta)
+      self.assertEqual(ta.schema, tb.schema)
+      self.assertTrue(ta.equals(tb), f"split {name} differs")
+
+  def test_same_as_fit_then_transform(self):
+    split = datasets.RandomSplit(seed=5)
+    spec = _spec()
+    # Small batches: several staged batches, each with its own dictionaries.
+    kw = dict(split=split, batch_rows=512, block_size=1 << 16)
+    fitted, fit_summary = datasets.fit(self.tsv, spec, return_summary=True, **kw)
+    ref_summary = datasets.transform(self.tsv, fitted, os.path.join(self.tmp, "ref"), **kw)
+    got_spec, got_fit, got = datasets.fit_transform(self.tsv, spec, os.path.join(self.tmp, "ft"),
+                                                    **kw)
+    self.assertEqual(got_spec.to_json(), fitted.to_json())
+    self.assertEqual((got_fit.rows, got_fit.positives, got_fit.vocabulary_sizes),
+                     (fit_summary.rows, fit_summary.positives, fit_summary.vocabulary_sizes))
+    self.assertEqual(got.rows, ref_summary.rows)
+    self.assertEqual(got.oov_rate, ref_summary.oov_rate)
+    self.assertEqual(got.missing_rate, ref_summary.missing_rate)
+    self._assert_same_output(os.path.join(self.tmp, "ref"), os.path.join(self.tmp, "ft"),
+                             split.names)
+    self.assertGreater(max(ref_summary.oov_rate.values()), 0.0)  # min_count bites somewhere
+    self.assertFalse(os.path.exists(os.path.join(self.tmp, "ft", ".fit_transform_stage.arrows")))
+
+  def test_fallback_without_staging_and_no_split(self):
+    spec = _spec(min_count=3)
+    fitted = datasets.fit(self.tsv, spec)
+    datasets.transform(self.tsv, fitted, os.path.join(self.tmp, "ref"))
+    got_spec, _, _ = datasets.fit_transform(self.tsv, spec, os.path.join(self.tmp, "staged"))
+    got_spec2, _, _ = datasets.fit_transform(self.tsv, spec, os.path.join(self.tmp, "two_pass"),
+                                             max_stage_bytes=0)
+    self.assertEqual(got_spec.to_json(), fitted.to_json())
+    self.assertEqual(got_spec2.to_json(), fitted.to_json())
+    for out in ("staged", "two_pass"):
+      self._assert_same_output(os.path.join(self.tmp, "ref"), os.path.join(self.tmp, out),
+                               ("train",))
+
+  def test_bad_row_skipped_and_error(self):
+    with open(self.tsv, "a") as fh:
+      fh.write("1\tx" + "\t" * 38 + "\n")  # I1 not an integer
+    spec = _spec()
+    with self.assertRaisesRegex(datasets.DataError, "line 3001, field 'I1'"):
+      datasets.fit_transform(self.tsv, spec, os.path.join(self.tmp, "err"))
+    self.assertFalse(os.path.exists(os.path.join(self.tmp, "err", ".fit_transform_stage.arrows")))
+    _, fit_summary, summary = datasets.fit_transform(self.tsv, spec, os.path.join(self.tmp, "ok"),
+                                                     on_bad_rows="skip")
+    self.assertEqual(fit_summary.read["rows_skipped"], 1)
+    self.assertEqual(summary.read["rows_skipped"], 1)
+    self.assertEqual(summary.rows["train"], 3000)
+
+
+class DictionaryEncodingTest(testing.TestCase):
+
+  def test_dictionary_arrays_encode_like_plain_ones(self):
+    values = pa.array(["b", None, "a", "zz", "b", None, "A"])
+    dictionary = values.dictionary_encode()
+    np.testing.assert_array_equal(encoding.vocab_ids(dictionary, ("a", "b")),
+                                  [3, 0, 2, 1, 3, 0, 1])
+    np.testing.assert_array_equal(encoding.vocab_ids(values, ("a", "b")), [3, 0, 2, 1, 3, 0, 1])
+    np.testing.assert_array_equal(encoding.hash_ids(dictionary, 13), encoding.hash_ids(values, 13))
+    empty = pa.array([None, None], pa.string()).dictionary_encode()
+    np.testing.assert_array_equal(encoding.vocab_ids(empty, ("a",)), [0, 0])
+
+
+if __name__ == "__main__":
+  testing.main()
