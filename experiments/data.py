@@ -173,10 +173,9 @@ def prepare(cfg: base.DataConfig, data_flag: str = "") -> PreparedData:
   split = _split_of(cfg, len(paths))
   spec = criteo_lib.criteo_spec(dense_transform=cfg.dense_transform, min_count=cfg.min_count,
                                 embedding_dim=cfg.embedding_dim, hash_buckets=cfg.hash_buckets)
-  logging.info("fitting %s on the train split of %s", spec.name, paths)
-  fitted = preprocessing.fit(paths, spec, split=split, fit_split="train")
-  logging.info("transforming %s into %s", paths, directory)
-  preprocessing.transform(paths, fitted, directory, split=split)
+  logging.info("fitting %s on the train split of %s and transforming into %s",
+               spec.name, paths, directory)
+  fitted, _, _ = preprocessing.fit_transform(paths, spec, directory, split=split, fit_split="train")
   oracle = {}
   if all(os.path.exists(p + synthetic.ORACLE_SUFFIX) for p in paths):
     oracle = {name: synthetic.split_oracle_metrics(paths, split, name) for name in SPLITS}

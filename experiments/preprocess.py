@@ -88,12 +88,10 @@ def main(argv):
   split = datasets.parse_split(FLAGS.split, seed=FLAGS.seed)
   common = dict(split=split, on_bad_rows=FLAGS.on_bad_rows, file_format=FLAGS.format)
   try:
-    bar = _Progress("fit      ")
-    fitted, fit_summary = datasets.fit(sources, spec, progress=bar, return_summary=True, **common)
-    bar.done()
-    bar = _Progress("transform")
-    summary = datasets.transform(sources, fitted, FLAGS.output, progress=bar,
-                                 rows_per_shard=FLAGS.rows_per_shard, **common)
+    # One parse of the raw text: fit, then transform the staged batches.
+    bar = _Progress("fit+transform")
+    fitted, fit_summary, summary = datasets.fit_transform(
+        sources, spec, FLAGS.output, progress=bar, rows_per_shard=FLAGS.rows_per_shard, **common)
     bar.done()
   except (datasets.DataError, ValueError) as e:
     print(f"\nerror: {e}", file=sys.stderr)
