@@ -1,10 +1,10 @@
 r"""Regularisation by validation: a small grid per model on an experiment's VALID split.
 
-  python -m benchmarks.regularization_sweep --models=dnn,dcn_v2 --data_setup=criteo
+  python -m benchmarks.regularization_sweep --sweep_models=dnn,dcn_v2 --sweep_data_setup=criteo
 
 For each model, every combination of the grid below is trained once (seed 0)
 and scored on the valid split only (the test split is never looked at); the
-results go to --output (JSON: one entry per run, plus the best per model), from
+results go to --sweep_output (JSON: one entry per run, plus the best per model), from
 which the `TUNED` table of `experiments/configs/registry.py` is filled by hand.
 Grid (a "*" entry of TUNED sets the rest):
   model.params.embedding_l2 in --embedding_l2 (models that have the field),
@@ -25,19 +25,18 @@ from absl import logging
 import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
 import tensorflow as tf
 
+from experiments import common_flags  # noqa: F401  (--data, --params_override)
 from experiments import configs
 from experiments import data as data_lib
 from experiments import runner
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["dnn", "dcn_v2"], "Model names.")
-flags.DEFINE_string("data_setup", "criteo", "Data setup.")
-flags.DEFINE_string("data", "", "As train.py's --data.")
+flags.DEFINE_list("sweep_models", ["dnn", "dcn_v2"], "Model names.")
+flags.DEFINE_string("sweep_data_setup", "criteo", "Data setup.")
 flags.DEFINE_list("embedding_l2", ["1e-5", "1e-4"], "Embedding L2 values.")
 flags.DEFINE_list("dropouts", ["0.2"], "Dropout values.")
 flags.DEFINE_list("embedding_lrs", ["0.05", "0.2"], "Embedding (AdaGrad) learning rates.")
-flags.DEFINE_string("params_override", "", "Applied to every run.")
-flags.DEFINE_string("output", os.path.join(data_lib.REPO_ROOT, "benchmarks", "results",
+flags.DEFINE_string("sweep_output", os.path.join(data_lib.REPO_ROOT, "benchmarks", "results",
                                            "regularization_sweep.json"), "JSON results file.")
 
 
@@ -45,14 +44,14 @@ def main(argv):
   del argv
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
-  results = {"data_setup": FLAGS.data_setup, "split": "valid", "seed": 0, "runs": [], "best": {}}
-  if os.path.exists(FLAGS.output):
-    with open(FLAGS.output) as fh:
+  results = {"data_setup": FLAGS.sweep_data_setup, "split": "valid", "seed": 0, "runs": [], "best": {}}
+  if os.path.exists(FLAGS.sweep_output):
+    with open(FLAGS.sweep_output) as fh:
       old = json.load(fh)
-    if old.get("data_setup") == FLAGS.data_setup:
+    if old.get("data_setup") == FLAGS.sweep_data_setup:
       results = old
   work = tempfile.mkdtemp(prefix="ctr_zoo_sweep_")
-  for model in FLAGS.models:
+  for model in FLAGS.sweep_models:
     fields = configs.registry._model_fields(model) or set()  # pylint: disable=protected-access
     l2s = FLAGS.embedding_l2 if "embedding_l2" in fields else [None]
     dropouts = FLAGS.dropouts if "dropout" in fields else [None]
@@ -64,7 +63,7 @@ def main(argv):
       if dropout is not None:
         items.append(f"model.params.dropout={dropout}")
       overrides = ",".join(x for x in items if x)
-      cfg = runner.resolve_config(f"{model}_{FLAGS.data_setup}", overrides, FLAGS.data)
+      cfg = runner.resolve_config(f"{model}_{FLAGS.sweep_data_setup}", overrides, FLAGS.data)
       tf.keras.backend.clear_session()
       start = time.perf_counter()
       result = runner.run(cfg, os.path.join(work, f"{model}-{len(results['runs'])}"),
@@ -78,7 +77,7 @@ def main(argv):
       print(json.dumps(run), flush=True)
     mine = [r for r in results["runs"] if r["model"] == model]
     results["best"][model] = max(mine, key=lambda r: r["valid_auc"])
-    with open(FLAGS.output, "w") as fh:
+    with open(FLAGS.sweep_output, "w") as fh:
       json.dump(results, fh, indent=1, sort_keys=True)
   for model, best in results["best"].items():
     print(f"{model}: best valid AUC {best['valid_auc']:.4f} with embedding_l2 "

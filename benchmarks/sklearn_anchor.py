@@ -1,7 +1,7 @@
 r"""Benchmark-only anchor: scikit-learn LogisticRegression on one-hot Criteo features.
 
   python -m benchmarks.sklearn_anchor                       # the Criteo sample
-  python -m benchmarks.sklearn_anchor --experiment=lr_criteo --data=PATH
+  python -m benchmarks.sklearn_anchor --anchor_experiment=lr_criteo --data=PATH
 
 A well-regularised linear model on one-hot features is the small-data bar
 every deep model should clear (issue 6). The rows of train / valid / test are
@@ -39,18 +39,20 @@ import pandas as pd
 
 from ctr_zoo.datasets import synthetic
 from ctr_zoo.feature_columns import criteo as criteo_lib
+from experiments import common_flags  # noqa: F401  (--data)
 from experiments import configs
 from experiments import data as data_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("experiment", "lr_criteo", "Experiment whose data config and split are used.")
-flags.DEFINE_string("data", "", "Raw Criteo TSV (default: the experiment's data.path).")
+flags.DEFINE_string("anchor_experiment", "lr_criteo",
+                    "Experiment whose data config and split are used.")
+# --data (a raw Criteo TSV; default: the experiment's data.path) is the shared flag.
 flags.DEFINE_list("c_grid", ["0.003", "0.01", "0.03", "0.1", "0.3", "1"],
                   "Inverse L2 strengths tried.")
 flags.DEFINE_list("min_counts", ["1", "2", "3", "5"], "Rare-value thresholds tried.")
-flags.DEFINE_string("results", os.path.join(data_lib.REPO_ROOT, "benchmarks", "results",
+flags.DEFINE_string("anchor_records", os.path.join(data_lib.REPO_ROOT, "benchmarks", "results",
                                             "auc_records.jsonl"), "JSON-lines records file.")
-flags.DEFINE_bool("write", True, "Append the record to --results.")
+flags.DEFINE_bool("write", True, "Append the record to --anchor_records.")
 
 
 def bucketize_int(values: pd.Series) -> pd.Series:
@@ -102,7 +104,7 @@ def one_hot(tok: pd.DataFrame, train_mask: np.ndarray, min_count: int):
 def main(argv):
   del argv
   from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
-  cfg = configs.get(FLAGS.experiment)
+  cfg = configs.get(FLAGS.anchor_experiment)
   path = FLAGS.data or cfg.data.path
   if not os.path.isfile(path):
     print(f"error: data file {path!r} does not exist")
@@ -147,9 +149,9 @@ def main(argv):
   print(f"chosen min_count {min_count}, C {c:g}: valid AUC {valid_auc:.4f}, test AUC "
         f"{record['auc']:.4f}, logloss {record['logloss']:.4f} ({x.shape[1]:,} features)")
   if FLAGS.write:
-    with open(FLAGS.results, "a") as fh:
+    with open(FLAGS.anchor_records, "a") as fh:
       fh.write(json.dumps(record, sort_keys=True) + "\n")
-    print(f"appended to {FLAGS.results}")
+    print(f"appended to {FLAGS.anchor_records}")
   return 0
 
 

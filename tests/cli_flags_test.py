@@ -8,7 +8,8 @@ from tests import testing
 
 CLI_MODULES = (
     "experiments.train", "experiments.evaluate", "experiments.preprocess", "experiments.benchmark",
-    "benchmarks.throughput",
+    "benchmarks.throughput", "benchmarks.sklearn_anchor", "benchmarks.regularization_sweep",
+    "benchmarks.render_readme",
 )
 
 
