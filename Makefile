@@ -64,7 +64,8 @@ test-bazel: setup
 	  echo "==> bazel build //... (offline)"; \
 	  $(BAZEL) build //... ; \
 	  echo "==> bazel run //experiments:train -- --help"; \
-	  $(BAZEL) run //experiments:train -- --help >/dev/null; \
+	  help=$$($(BAZEL) run //experiments:train -- --help 2>/dev/null || true); \
+	  echo "$$help" | grep -q -- "--list_experiments" || { echo "bazel run //experiments:train -- --help listed no flags"; exit 1; }; \
 	  echo "==> bazel test (smoke targets through Bazel)"; \
 	  $(BAZEL) test //tests:foundation_test //tests:experiments_train_test; \
 	else \
