@@ -178,7 +178,7 @@ class Trainer:
   Example:
     trainer = Trainer(model, optimizer, TrainerConfig(epochs=2), "/tmp/run")
     trainer.fit(lambda epoch, skip: make_train_dataset(seed=epoch).skip(skip))
-    print(trainer.evaluate(valid_dataset)["auc"])
+    auc = trainer.evaluate(valid_dataset)["auc"]
   """
 
   def __init__(self, model: tf.keras.Model, optimizer, config: Optional[TrainerConfig] = None,
