@@ -22,6 +22,10 @@ class CrossNetMix(tf.keras.layers.Layer):
   U^i, V^i in R^{d x r}, C^i in R^{r x r}, g = `activation` (applied twice,
   both times in the r-dim subspace), one bias b_l per layer shared by the
   experts. In row form g(x_l V) is (B, r), then g(. C^T) (B, r), then . U^T (B, d).
+  `call` evaluates the K experts together, with the same math: one matmul by
+  [V^1 .. V^K | w_1 .. w_K], a per-expert einsum by C, and one matmul by
+  [U^1 .. U^K]^T of the gate-weighted projections, using sum_i G_i = 1 for the
+  shared bias. `expert` and `gates` give the per-expert form.
 
   Weights, per layer l and expert i: "u_kernel_{l}_{i}" = U_l^i (d, r),
   "v_kernel_{l}_{i}" = V_l^i (d, r), "c_kernel_{l}_{i}" = C_l^i (r, r), each
@@ -112,11 +116,26 @@ class CrossNetMix(tf.keras.layers.Layer):
   def call(self, inputs):
     x0 = tf.convert_to_tensor(inputs)  # (B, d)
     x = x0
+    k, r = self.num_experts, self.low_rank
     for l in range(self.num_layers):
-      experts = tf.stack([self.expert(x0, x, l, i) for i in range(self.num_experts)],
-                         axis=1)  # (B, K, d)
-      gates = self.gates(x, l)[:, :, tf.newaxis]  # (B, K, 1)
-      x = tf.reduce_sum(gates * experts, axis=1) + x  # (B, d)
+      # All K experts at once (same math as `expert`, summed with `gates`):
+      #   sum_i G_i x0 (.) (U^i h_i + b) = x0 (.) ([G_1 h_1 .. G_K h_K] [U^1 .. U^K]^T + b),
+      # since the gates sum to 1. One (d, K r + K) matmul gives every V^i
+      # projection and the gate logits; C acts per expert on the (B, K, r) view.
+      v_and_gate = tf.concat(self.v_kernels[l] + [self.gate_kernels[l]], axis=1)  # (d, K r + K)
+      h, logits = tf.split(tf.matmul(x, v_and_gate), [k * r, k], axis=1)  # (B, K r), (B, K)
+      h = self.activation(h)
+      if k == 1:
+        h = self.activation(tf.matmul(h, self.c_kernels[l][0], transpose_b=True))  # (B, r)
+        h = tf.matmul(h, self.u_kernels[l][0], transpose_b=True)  # (B, d)
+      else:
+        c = tf.stack(self.c_kernels[l], axis=0)  # (K, r, r)
+        h = tf.reshape(h, (-1, k, r))  # (B, K, r)
+        h = self.activation(tf.einsum("bki,kji->bkj", h, c))  # (B, K, r): h_i C^iT
+        h = tf.reshape(h * tf.nn.softmax(logits, axis=-1)[:, :, tf.newaxis], (-1, k * r))  # (B, K r)
+        u = tf.concat(self.u_kernels[l], axis=1)  # (d, K r)
+        h = tf.matmul(h, u, transpose_b=True)  # (B, d)
+      x = x0 * (h + self.biases[l]) + x  # (B, d)
     return x
 
   def compute_output_shape(self, input_shape):
