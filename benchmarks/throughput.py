@@ -80,6 +80,9 @@ flags.DEFINE_integer("num_windows", 5, "Timed windows; the median is reported.")
 flags.DEFINE_integer("num_batches", 4, "Distinct cached batches cycled through.")
 flags.DEFINE_enum("jit", "auto", ["auto", "on", "off"],
                   "XLA jit_compile of ctr_zoo's dense part: auto measures both and keeps the faster.")
+flags.DEFINE_bool("bfloat16", True,
+                  "Also time ctr_zoo's model built with precision='mixed_bfloat16' (reported "
+                  "beside the float32 figures, against a bfloat16 matmul roofline).")
 flags.DEFINE_bool("deepctr", True, "Also train the DeepCTR 0.9.4 peers (if installed).")
 flags.DEFINE_bool("input_pipeline", True, "Measure make_dataset over Parquet shards.")
 flags.DEFINE_bool("latency", True, "Measure exported SavedModel latency (batch 1 and 256).")
@@ -346,18 +349,18 @@ def measure_matmul_gflops(m: int = 4096, k: int = 1024, n: int = 1024, repeats: 
           "windows_gflops": [round(r, 2) for r in rates]}
 
 
-def matmul_runner(m: int = 4096, k: int = 1024, repeats: int = 2):
+def matmul_runner(m: int = 4096, k: int = 1024, repeats: int = 2, dtype=tf.float32):
   """(step, sync, flops_per_step) of a chained (m, k) @ (k, k) tf.matmul, for interleaving."""
   rng = np.random.default_rng(0)
-  a = tf.constant(rng.standard_normal((m, k)).astype(np.float32))
-  b = tf.constant((rng.standard_normal((k, k)) / np.sqrt(k)).astype(np.float32))
+  a = tf.cast(tf.constant(rng.standard_normal((m, k)).astype(np.float32)), dtype)
+  b = tf.cast(tf.constant((rng.standard_normal((k, k)) / np.sqrt(k)).astype(np.float32)), dtype)
 
   @tf.function
   def chain():
     x = a
     for _ in range(repeats):
       x = tf.matmul(x, b)  # (m, k)
-    return tf.reduce_sum(x)
+    return tf.reduce_sum(tf.cast(x, tf.float32))
 
   return chain, _sync, 2.0 * m * k * k * repeats
 
@@ -422,7 +425,8 @@ def render_table(record: Dict[str, Any], markdown: bool = False) -> str:
   """The results table of a throughput record (plain text, or markdown for the README)."""
   headers = ["model", "ctr_zoo ex/s", "DeepCTR peer", "DeepCTR ex/s", "ratio", "MFLOP/ex",
              "matmul GFLOP/s", "roofline ex/s", "of roofline", "DeepCTR of roofline",
-             "best possible ratio", "peak RSS MiB", "jit", "notes"]
+             "best possible ratio", "bf16 ex/s", "bf16 ratio", "bf16 of bf16 roofline",
+             "peak RSS MiB", "jit", "notes"]
   rows = []
   for r in record.get("models", []):
     peer = r.get("deepctr") or {}
@@ -446,7 +450,10 @@ def render_table(record: Dict[str, Any], markdown: bool = False) -> str:
         _fmt(r.get("train_mflop_per_example"), ".2f"), _fmt(r.get("roofline_gflops"), ".1f"),
         _fmt_rate(r.get("roofline_examples_per_sec")),
         frac_s, _fmt(None if peer_frac is None else 100 * peer_frac, ".0f", "%"),
-        _fmt(best, ".2f", "x"), _fmt(rss, ".0f"),
+        _fmt(best, ".2f", "x"), _fmt_rate(r.get("bf16_examples_per_sec")),
+        _fmt(r.get("bf16_ratio_to_deepctr"), ".2f", "x"),
+        _fmt(None if r.get("bf16_fraction_of_bf16_roofline") is None
+             else 100 * r["bf16_fraction_of_bf16_roofline"], ".0f", "%"), _fmt(rss, ".0f"),
         r.get("jit_compile", "-") if r.get("examples_per_sec") else "-",
         r.get("note", "")])
   lines = []
@@ -456,6 +463,14 @@ def render_table(record: Dict[str, Any], markdown: bool = False) -> str:
     extra.append(f"matmul roofline at start: {roof['gflops']:.1f} GFLOP/s (tf.matmul "
                  f"{'x'.join(map(str, roof['shape']))}); each model's 'matmul GFLOP/s' is measured "
                  "in windows interleaved with its own training windows (same contention)")
+  bf16_roofs = [r["roofline_bf16_gflops"] for r in record.get("models", [])
+                if r.get("roofline_bf16_gflops")]
+  if bf16_roofs:
+    extra.append(
+        "bf16 columns: the same ctr_zoo model built with precision='mixed_bfloat16' (bfloat16 "
+        "compute, float32 variables and loss), timed in the same interleaved windows against the "
+        "same float32 DeepCTR peer; its roofline is a bfloat16 tf.matmul (median "
+        f"{statistics.median(bf16_roofs):.0f} GFLOP/s). The float32 columns are the headline.")
   pipe = record.get("input_pipeline") or {}
   if pipe.get("examples_per_sec"):
     extra.append(
@@ -656,8 +671,9 @@ def _sync(out):
   return float(out.numpy())
 
 
-def build_ctr_zoo_model(model_name: str, spec, sizes: BenchSizes, seed: int):
-  """ctr_zoo.models.build(name, spec, **size overrides)."""
+def build_ctr_zoo_model(model_name: str, spec, sizes: BenchSizes, seed: int,
+                        precision: str = "float32"):
+  """ctr_zoo.models.build(name, spec, precision=precision, **size overrides)."""
   from ctr_zoo.models import registry  # pylint: disable=g-import-not-at-top
   try:
     import ctr_zoo.models as zoo_models  # pylint: disable=g-import-not-at-top
@@ -668,7 +684,7 @@ def build_ctr_zoo_model(model_name: str, spec, sizes: BenchSizes, seed: int):
   tf.keras.backend.clear_session()
   tf.keras.utils.set_random_seed(seed)
   overrides = ctr_zoo_overrides(model_name, sizes, registry.config_class(model_name))
-  return build(model_name, spec, **overrides), overrides
+  return build(model_name, spec, precision=precision, **overrides), overrides
 
 
 def _import_model_modules():
@@ -685,21 +701,33 @@ def _import_model_modules():
 
 
 JIT_MODES = {"off": "off", "dense": "dense part"}
+# The mixed-precision variant: no XLA, layers in bfloat16, float32 variables.
+BF16_MODE = "bf16"
 
 
 def make_ctr_zoo_step(mode: str, model, optimizer):
-  if mode == "off":
+  if mode in ("off", BF16_MODE):
     return make_trainer_step(model, optimizer, jit_compile=False)
   return make_dense_part_jit_step(model, optimizer)
 
 
-def prepare_ctr_zoo(model_name: str, sizes: BenchSizes, spec, tf_batches, jit: str, seed: int):
-  """Builds ctr_zoo's model once per jit mode: ({mode: (step, sync)}, {mode: model}, info)."""
+def prepare_ctr_zoo(model_name: str, sizes: BenchSizes, spec, tf_batches, jit: str, seed: int,
+                    bfloat16: bool = False):
+  """Builds ctr_zoo's model once per mode: ({mode: (step, sync)}, {mode: model}, info).
+
+  Modes: the float32 jit modes of `jit` ("off", "dense"), plus BF16_MODE
+  (precision="mixed_bfloat16", no XLA) when `bfloat16`.
+  """
   runners, models, info = {}, {}, {"modes": {}}
-  for mode in {"auto": ["off", "dense"], "on": ["dense"], "off": ["off"]}[jit]:
+  modes = {"auto": ["off", "dense"], "on": ["dense"], "off": ["off"]}[jit]
+  for mode in modes + ([BF16_MODE] if bfloat16 else []):
+    precision = "mixed_bfloat16" if mode == BF16_MODE else "float32"
     try:
-      model, overrides = build_ctr_zoo_model(model_name, spec, sizes, seed)
+      model, overrides = build_ctr_zoo_model(model_name, spec, sizes, seed, precision)
     except Exception as e:  # pylint: disable=broad-except
+      if mode == BF16_MODE:
+        info["modes"][mode] = {"error": f"{type(e).__name__}: {e}"[:300]}
+        continue
       return {}, {}, {"note": f"ctr_zoo model unavailable: {type(e).__name__}: {e}"[:300]}
     info["overrides"] = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
     optimizer, info["optimizer"] = split_optimizer(model)
@@ -716,7 +744,7 @@ def prepare_ctr_zoo(model_name: str, sizes: BenchSizes, spec, tf_batches, jit: s
 
 
 def benchmark_model(model_name: str, sizes: BenchSizes, spec, batches, timing: Dict[str, int],
-                    jit: str, seed: int, with_deepctr: bool):
+                    jit: str, seed: int, with_deepctr: bool, bfloat16: bool = False):
   """ctr_zoo's model (each jit mode) and its DeepCTR peer, windows interleaved.
 
   Returns:
@@ -724,7 +752,7 @@ def benchmark_model(model_name: str, sizes: BenchSizes, spec, batches, timing: D
   """
   tf.keras.backend.clear_session()
   tf_batches = [({k: tf.constant(v) for k, v in f.items()}, tf.constant(y)) for f, y in batches]
-  runners, models, zoo = prepare_ctr_zoo(model_name, sizes, spec, tf_batches, jit, seed)
+  runners, models, zoo = prepare_ctr_zoo(model_name, sizes, spec, tf_batches, jit, seed, bfloat16)
   peer = None
   runners = {f"ctr_zoo/{m}": r for m, r in runners.items()}
   if with_deepctr:
@@ -738,6 +766,9 @@ def benchmark_model(model_name: str, sizes: BenchSizes, spec, batches, timing: D
     return zoo, peer, None
   mm_step, mm_sync, mm_flops = matmul_runner()
   runners["matmul"] = (mm_step, mm_sync)
+  if BF16_MODE in models:
+    bf_step, bf_sync, _ = matmul_runner(dtype=tf.bfloat16)
+    runners["matmul_bf16"] = (bf_step, bf_sync)
   try:
     timings = time_interleaved(runners, sizes.batch_size, **timing)
   except Exception as e:  # pylint: disable=broad-except
@@ -755,6 +786,9 @@ def benchmark_model(model_name: str, sizes: BenchSizes, spec, batches, timing: D
     gflops = [r / sizes.batch_size * mm_flops / 1e9 for r in timings["matmul"].rates]
     zoo["roofline_gflops"] = float(statistics.median(gflops))
     zoo["roofline_windows_gflops"] = [round(g, 1) for g in gflops]
+  if "matmul_bf16" in timings:
+    gflops = [r / sizes.batch_size * mm_flops / 1e9 for r in timings["matmul_bf16"].rates]
+    zoo["roofline_bf16_gflops"] = float(statistics.median(gflops))
   if "deepctr" in timings:
     t = timings["deepctr"]
     peer.update({"examples_per_sec": t.median, "windows": [round(r) for r in t.rates]})
@@ -764,7 +798,8 @@ def benchmark_model(model_name: str, sizes: BenchSizes, spec, batches, timing: D
     if t is None:
       continue
     zoo["modes"][mode] = {"examples_per_sec": t.median, "windows": [round(r) for r in t.rates]}
-    if best is None or t.median > zoo["modes"][best]["examples_per_sec"]:
+    # The headline is float32, like the peer and the roofline; bfloat16 is reported beside it.
+    if mode != BF16_MODE and (best is None or t.median > zoo["modes"][best]["examples_per_sec"]):
       best = mode
   peak = max([t.peak_rss_mib for t in timings.values()] or [0])
   zoo["peak_rss_mib"] = peak
@@ -897,6 +932,14 @@ def model_row(model_name: str, sizes: BenchSizes, gflops: float, zoo: Dict[str, 
     if rate and peer.get("examples_per_sec"):
       row["ratio_to_deepctr"] = rate / peer["examples_per_sec"]
       peer["fraction_of_roofline"] = peer["examples_per_sec"] / roof
+  bf16 = (zoo.get("modes") or {}).get(BF16_MODE) or {}
+  if bf16.get("examples_per_sec"):
+    row["bf16_examples_per_sec"] = bf16["examples_per_sec"]
+    if zoo.get("roofline_bf16_gflops"):
+      row["bf16_fraction_of_bf16_roofline"] = bf16["examples_per_sec"] / roofline_examples_per_sec(
+          zoo["roofline_bf16_gflops"], flops)
+    if peer is not None and peer.get("examples_per_sec"):
+      row["bf16_ratio_to_deepctr"] = bf16["examples_per_sec"] / peer["examples_per_sec"]
   notes = [n for n in (zoo.get("note"), (peer or {}).get("note")) if n]
   row["note"] = "; ".join(notes)
   return row
@@ -928,7 +971,8 @@ def main(argv):
             "num_windows": FLAGS.num_windows}
   record = {"benchmark": "throughput", "time": datetime.datetime.now().isoformat(timespec="seconds"),
             "git_revision": git_revision(), "machine": machine_description(), "seed": FLAGS.data_seed,
-            "config": dict(dataclasses.asdict(sizes), **timing, jit=FLAGS.jit),
+            "config": dict(dataclasses.asdict(sizes), **timing, jit=FLAGS.jit,
+                           bfloat16=FLAGS.bfloat16),
             "models": []}
   print(f"measuring the matmul roofline ({record['machine']}) ...", flush=True)
   roof = measure_matmul_gflops()
@@ -940,14 +984,16 @@ def main(argv):
   for name in FLAGS.models:
     print(f"{name}: ctr_zoo and its DeepCTR peer, windows interleaved ...", flush=True)
     zoo, peer, model = benchmark_model(name, sizes, spec, batches, timing, FLAGS.jit, FLAGS.data_seed,
-                                       FLAGS.deepctr)
+                                       FLAGS.deepctr, FLAGS.bfloat16)
     if model is not None:
       kept_models[name] = model
     row = model_row(name, sizes, roof["gflops"], zoo, peer)
     record["models"].append(row)
     print(f"  ctr_zoo {_fmt_rate(row.get('examples_per_sec'))} ex/s (jit {row.get('jit_compile')}), "
           f"DeepCTR {_fmt_rate((peer or {}).get('examples_per_sec'))} ex/s, ratio "
-          f"{_fmt(row.get('ratio_to_deepctr'), '.2f', 'x')} {row.get('note', '')}", flush=True)
+          f"{_fmt(row.get('ratio_to_deepctr'), '.2f', 'x')}; mixed_bfloat16 "
+          f"{_fmt_rate(row.get('bf16_examples_per_sec'))} ex/s, ratio "
+          f"{_fmt(row.get('bf16_ratio_to_deepctr'), '.2f', 'x')} {row.get('note', '')}", flush=True)
   pipe_model = next((m for m in ("dcn_v2", "dnn") if m in kept_models), None) or next(iter(kept_models), None)
   if FLAGS.input_pipeline:
     print("input pipeline ...", flush=True)

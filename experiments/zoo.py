@@ -20,8 +20,9 @@ def model_names():
 
 
 def build_model(model_cfg, spec):
-  """`ctr_zoo.models.build(model_cfg.name, spec, **model_cfg.params)`."""
-  return _models().build(model_cfg.name, spec, **dict(model_cfg.params))
+  """`ctr_zoo.models.build(model_cfg.name, spec, precision=model_cfg.precision, **model_cfg.params)`."""
+  return _models().build(model_cfg.name, spec, precision=model_cfg.precision,
+                         **dict(model_cfg.params))
 
 
 def build_optimizer(opt_cfg, model):

@@ -179,14 +179,23 @@ class TinyRunTest(testing.TestCase):
     spec = throughput.benchmark_spec(TINY)
     batches = throughput.synthetic_batches(TINY, 2, seed=0)
     zoo, peer, model = throughput.benchmark_model("dnn", TINY, spec, batches, TINY_TIMING,
-                                                  jit="off", seed=0, with_deepctr=False)
-    if model is None:
-      self.skipTest(f"ctr_zoo's dnn is not available: {zoo.get('note')}")
+                                                  jit="off", seed=0, with_deepctr=False,
+                                                  bfloat16=True)
+    self.assertIsNotNone(model, zoo.get("note"))
     self.assertIsNone(peer)
     self.assertGreater(zoo["examples_per_sec"], 0)
     self.assertLen(zoo["windows"], 2)
+    # The headline is the float32 model; the bfloat16 one is timed beside it.
     self.assertEqual(zoo["jit_compile"], "off")
+    self.assertEqual(model.precision, "float32")
+    self.assertEqual(zoo["examples_per_sec"], zoo["modes"]["off"]["examples_per_sec"])
+    self.assertGreater(zoo["modes"][throughput.BF16_MODE]["examples_per_sec"], 0)
     self.assertGreater(zoo["roofline_gflops"], 0)
+    self.assertGreater(zoo["roofline_bf16_gflops"], 0)
+    row = throughput.model_row("dnn", TINY, 1.0, zoo, {"examples_per_sec": 1000.0})
+    self.assertAllClose(row["bf16_ratio_to_deepctr"],
+                        zoo["modes"][throughput.BF16_MODE]["examples_per_sec"] / 1000.0)
+    self.assertGreater(row["bf16_fraction_of_bf16_roofline"], 0)
     # The split gave the tables to the sparse optimizer and the rest to Adam.
     self.assertLen(model.embedding_variables, TINY.num_fields)
     self.assertIn("SplitOptimizer", zoo["optimizer"])

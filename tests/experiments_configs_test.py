@@ -32,6 +32,14 @@ class ConfigsTest(testing.TestCase):
     with self.assertRaisesRegex(ValueError, r"epochs must be an int >= 1, got 0"):
       configs.get("dnn_synthetic", {"trainer.epochs": 0})
 
+  def test_model_precision_is_checked(self):
+    cfg = configs.get("dcn_v2_synthetic", {"model.precision": "mixed_bfloat16"})
+    self.assertEqual(cfg.model.precision, "mixed_bfloat16")
+    self.assertEqual(configs.get("dcn_v2_synthetic").model.precision, "float32")
+    with self.assertRaisesRegex(configs.ConfigError,
+                                r"model.precision must be one of .*got 'float16'"):
+      configs.get("dcn_v2_synthetic", {"model.precision": "float16"})
+
   def test_named_data_setups_are_the_published_ones(self):
     x4 = configs.get("dcn_v2_criteo_x4")
     self.assertEqual((x4.data.split, x4.data.split_seed, x4.data.min_count), ("random", 2018, 10))

@@ -67,6 +67,15 @@ class TrainTest(testing.TestCase):
     self.assertGreater(metrics["oracle"]["test"]["auc"], 0.7)
     self.assertTrue(tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("-6"))
 
+  def test_mixed_bfloat16_trains_and_records_its_precision(self):
+    model_dir = os.path.join(self.make_temp_dir(), "run")
+    code, out, err = self._main(experiment="dcn_v2_synthetic", model_dir=model_dir,
+                                params_override=TINY + ",model.precision=mixed_bfloat16")
+    self.assertEqual(code, 0, err)
+    self.assertRegex(out, r"test : AUC 0\.\d{4}  logloss 0\.\d{4}")
+    self.assertEqual(model_dir_lib.load_params(model_dir)["model"]["precision"], "mixed_bfloat16")
+    self.assertEqual(tf.keras.mixed_precision.global_policy().name, "float32")
+
   def test_other_experiment_in_model_dir_is_refused_unless_overwrite(self):
     model_dir = os.path.join(self.make_temp_dir(), "run")
     self.assertEqual(self._main(experiment="lr_synthetic", model_dir=model_dir,

@@ -144,6 +144,10 @@ class ExportServingTest(testing.TestCase):
     self.assertTrue(np.any(features["C2"] >= spec_lib.NUM_RESERVED_IDS))
 
   @pytest.mark.slow
+  def test_mixed_bfloat16_model_serves_the_same_numbers(self):
+    self._check_export(criteo_like_spec(), "deepfm", precision="mixed_bfloat16", dnn_dims=(8,))
+
+  @pytest.mark.slow
   def test_sequence_raw_rows_match_python_pipeline(self):
     _, features = self._check_export(sequence_spec(), "can", dnn_dims=(8,))
     self.assertIn(spec_lib.OOV_ID, features["item_history"])

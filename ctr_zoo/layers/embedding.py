@@ -210,9 +210,9 @@ class FeatureEmbedding(tf.keras.layers.Layer):
         out[f] = tf.gather(self.table_variables[self._table_index[t]], ids[f])  # (B[, T], d)
     if self.embeddings_regularizer is not None and regularize:
       if self.fused and is_additive_regularizer(self.embeddings_regularizer):
-        self.add_loss(self.embeddings_regularizer(rows))  # one op on every looked-up row
+        self.add_loss(self._regularize(rows))  # one op on every looked-up row
       else:
-        self.add_loss(tf.add_n([self.embeddings_regularizer(e) for e in out.values()]))
+        self.add_loss(tf.add_n([self._regularize(e) for e in out.values()]))
     return out
 
   def _fused_stack_lookup(self, inputs) -> tf.Tensor:
@@ -223,11 +223,15 @@ class FeatureEmbedding(tf.keras.layers.Layer):
                      tf.stack([ids[f] for f in self._features], axis=1) + offsets)  # (B, n, d)
     if self.embeddings_regularizer is not None:
       if is_additive_regularizer(self.embeddings_regularizer):
-        self.add_loss(self.embeddings_regularizer(rows))
+        self.add_loss(self._regularize(rows))
       else:
-        self.add_loss(tf.add_n([self.embeddings_regularizer(rows[:, i])
+        self.add_loss(tf.add_n([self._regularize(rows[:, i])
                                 for i in range(len(self._features))]))
     return rows
+
+  def _regularize(self, rows):
+    """The regularizer on looked-up rows, in float32 (rows are bfloat16 under a mixed policy)."""
+    return self.embeddings_regularizer(tf.cast(rows, tf.float32))
 
   def call(self, inputs):
     if self.stack and self.fused:
@@ -235,7 +239,7 @@ class FeatureEmbedding(tf.keras.layers.Layer):
     if self.stack and is_additive_regularizer(self.embeddings_regularizer):
       out = self.lookup(inputs, regularize=False)
       rows = tf.stack([out[f] for f in self._features], axis=1)  # (B, n, d)
-      self.add_loss(self.embeddings_regularizer(rows))  # one op on every looked-up row
+      self.add_loss(self._regularize(rows))  # one op on every looked-up row
       return rows
     out = self.lookup(inputs)
     if self.stack:

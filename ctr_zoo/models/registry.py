@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from ctr_zoo import serialization
 
@@ -51,7 +51,8 @@ def config_class(name: str):
   return get(name).config_class
 
 
-def build(name: str, spec: Any, config: Any = None, **overrides):
+def build(name: str, spec: Any, config: Any = None, precision: Optional[str] = None,
+          **overrides):
   """Builds model `name` from a fitted spec, an optional config and field overrides.
 
   Args:
@@ -59,6 +60,8 @@ def build(name: str, spec: Any, config: Any = None, **overrides):
     spec: FeatureSpec (or its JSON). The fitted feature spec.
     config: config dataclass, dict or None. Starting config. Defaults to None
       (the model's defaults).
+    precision: str or None. "float32" or "mixed_bfloat16" (see `CTRModel`);
+      None uses the global Keras policy. Defaults to None.
     **overrides: config fields to change, e.g. `dropout=0.2`.
 
   Returns:
@@ -66,4 +69,4 @@ def build(name: str, spec: Any, config: Any = None, **overrides):
   """
   from ctr_zoo.models import base  # pylint: disable=g-import-not-at-top
   cls = get(name)
-  return cls(spec, base.config_from(cls.config_class, config, **overrides))
+  return cls(spec, base.config_from(cls.config_class, config, **overrides), precision=precision)

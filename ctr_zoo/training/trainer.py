@@ -226,7 +226,8 @@ class Trainer:
       probs = self.model(features, training=True)  # (B, 1)
       loss = tf.reduce_mean(tf.keras.losses.binary_crossentropy(labels, probs))
       if self.model.losses:
-        loss += tf.add_n(self.model.losses)
+        # Under a mixed policy, losses on activations are bfloat16: sum in float32.
+        loss += tf.add_n([tf.cast(l, tf.float32) for l in self.model.losses])
     grads = tape.gradient(loss, variables)
     if self.config.clipnorm > 0:
       grads, _ = tf.clip_by_global_norm(grads, self.config.clipnorm)

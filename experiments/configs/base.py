@@ -25,6 +25,9 @@ DATA_SOURCES = ("synthetic", "file")
 DATA_SPLITS = ("random", "by_day")
 
 
+MODEL_PRECISIONS = ("float32", "mixed_bfloat16")  # ctr_zoo.models.base.PRECISIONS
+
+
 class ConfigError(ValueError):
   """A config or an override is malformed."""
 
@@ -99,9 +102,12 @@ class ModelConfig:
     name: str. A name from `ctr_zoo.models.names()`. Defaults to "dcn_v2".
     params: dict. Overrides of the model's config dataclass (passed to
       `ctr_zoo.models.build(name, spec, **params)`). Defaults to {}.
+    precision: str. "float32", or "mixed_bfloat16" (bfloat16 compute, float32
+      variables; see `ctr_zoo.models.CTRModel`). Defaults to "float32".
   """
   name: str = "dcn_v2"
   params: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  precision: str = "float32"
 
 
 @dataclasses.dataclass
@@ -150,6 +156,9 @@ class ExperimentConfig:
 
   def validate(self) -> "ExperimentConfig":
     self.data.validate()
+    if self.model.precision not in MODEL_PRECISIONS:
+      raise ConfigError(f"model.precision must be one of {MODEL_PRECISIONS}, got "
+                        f"{self.model.precision!r}")
     self.trainer.__post_init__()  # re-check after overrides
     return self
 
