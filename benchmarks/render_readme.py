@@ -6,6 +6,8 @@ r"""Regenerates the README's results sections from the recorded runs.
   auc_summary.csv, auc.png and the README's `auc-table:<data>` blocks.
 - Throughput: benchmarks/results/throughput.json -> the README's
   `throughput-table` block (with the run's machine, date and revision).
+- Precision: auc_records.jsonl against auc_records_bf16.jsonl (the same
+  experiments with model.precision=mixed_bfloat16) -> `precision-table`.
 
 Nothing in those README blocks is typed by hand.
 """
@@ -46,6 +48,30 @@ def throughput_markdown(record: dict) -> str:
   return f"{head}\n\n{table}\n"
 
 
+def precision_markdown(float32_path: str, bfloat16_path: str) -> str:
+  """Test AUC, float32 runs against precision="mixed_bfloat16" runs, per (data, model).
+
+  Only (data, model) pairs recorded in both files are shown; each cell is the
+  mean +- std over that file's seeds.
+  """
+  full = {(r["data"], r["model"]): r for r in auc_tables.summarize(
+      auc_tables.load_records(float32_path))}
+  mixed = auc_tables.summarize(auc_tables.load_records(bfloat16_path)) if os.path.exists(
+      bfloat16_path) else []
+  lines = ["| data | model | float32 test AUC | mixed_bfloat16 test AUC | difference | seeds |",
+           "|---|---|---|---|---|---|"]
+  for r in mixed:
+    f = full.get((r["data"], r["model"]))
+    if f is None:
+      continue
+    lines.append(f"| {r['data']} | {r['model']} | {f['auc_mean']:.4f} ± {f['auc_std']:.4f} | "
+                 f"{r['auc_mean']:.4f} ± {r['auc_std']:.4f} | {r['auc_mean'] - f['auc_mean']:+.4f} | "
+                 f"{f['runs']} / {r['runs']} |")
+  if len(lines) == 2:
+    return "No mixed_bfloat16 runs are recorded yet.\n"
+  return "\n".join(lines) + "\n"
+
+
 def main(argv):
   readme = argv[1] if len(argv) > 1 else os.path.join(ROOT, "README.md")
   auc_tables.render(os.path.join(RESULTS, "auc_records.jsonl"), RESULTS, readme)
@@ -54,6 +80,8 @@ def main(argv):
   with open(readme) as fh:
     text = fh.read()
   text = replace_block(text, "throughput-table", throughput_markdown(record))
+  text = replace_block(text, "precision-table", precision_markdown(
+      os.path.join(RESULTS, "auc_records.jsonl"), os.path.join(RESULTS, "auc_records_bf16.jsonl")))
   with open(readme, "w") as fh:
     fh.write(text)
   print(f"regenerated the results sections of {readme}")

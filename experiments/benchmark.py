@@ -62,7 +62,7 @@ def record_of(result: dict, cfg) -> dict:
   oracle = result["oracle"].get("test") or {}
   return {
       "experiment": cfg.name, "model": cfg.model.name, "data": cfg.data.name,
-      "seed": cfg.trainer.seed, "git_revision": git_revision(),
+      "precision": cfg.model.precision, "seed": cfg.trainer.seed, "git_revision": git_revision(),
       "data_fingerprint": result["data_fingerprint"], "split_rows": result["split_rows"],
       "auc": result["test"]["auc"], "logloss": result["test"]["logloss"],
       "valid_auc": result["valid"]["auc"], "valid_logloss": result["valid"]["logloss"],

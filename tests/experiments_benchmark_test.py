@@ -80,3 +80,25 @@ class AucTablesTest(testing.TestCase):
 if __name__ == "__main__":
   import tensorflow as tf
   tf.test.main()
+
+
+class PrecisionTableTest(testing.TestCase):
+
+  def _write(self, records, name):
+    path = os.path.join(self.make_temp_dir(), name)
+    with open(path, "w") as fh:
+      fh.writelines(json.dumps(r) + "\n" for r in records)
+    return path
+
+  def test_pairs_float32_and_bfloat16_means(self):
+    from benchmarks import render_readme  # pylint: disable=g-import-not-at-top
+    full = self._write(_records(), "f32.jsonl")
+    mixed_records = [dict(r, auc=r["auc"] + 0.005) for r in _records() if r["model"] == "dcn_v2"]
+    mixed = self._write(mixed_records, "bf16.jsonl")
+    table = render_readme.precision_markdown(full, mixed)
+    lines = table.strip().splitlines()
+    self.assertLen(lines, 3)  # header, rule, dcn_v2 only (lr has no bfloat16 runs)
+    self.assertEqual(lines[2], "| synthetic | dcn_v2 | 0.8100 ± 0.0100 | 0.8150 ± 0.0100 | "
+                               "+0.0050 | 3 / 3 |")
+    missing = os.path.join(self.make_temp_dir(), "absent.jsonl")
+    self.assertIn("No mixed_bfloat16 runs", render_readme.precision_markdown(full, missing))
