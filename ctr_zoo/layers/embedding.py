@@ -37,6 +37,15 @@ ADDITIVE_REGULARIZERS = (tf.keras.regularizers.L1, tf.keras.regularizers.L2,
                          tf.keras.regularizers.L1L2)
 
 
+def regularize_rows(regularizer, rows) -> tf.Tensor:
+  """`regularizer` on looked-up rows, computed in float32.
+
+  Under a mixed policy the rows are bfloat16; the loss is summed with the
+  float32 data loss, so it is taken in float32 (the cast is a no-op otherwise).
+  """
+  return regularizer(tf.cast(rows, tf.float32))
+
+
 def is_additive_regularizer(regularizer) -> bool:
   """Whether r(concat(x_1, .., x_k)) == sum_i r(x_i) (Keras L1 / L2 / L1L2: sums over elements)."""
   return type(regularizer) in ADDITIVE_REGULARIZERS
@@ -210,9 +219,11 @@ class FeatureEmbedding(tf.keras.layers.Layer):
         out[f] = tf.gather(self.table_variables[self._table_index[t]], ids[f])  # (B[, T], d)
     if self.embeddings_regularizer is not None and regularize:
       if self.fused and is_additive_regularizer(self.embeddings_regularizer):
-        self.add_loss(self._regularize(rows))  # one op on every looked-up row
+        # One op on every looked-up row.
+        self.add_loss(regularize_rows(self.embeddings_regularizer, rows))
       else:
-        self.add_loss(tf.add_n([self._regularize(e) for e in out.values()]))
+        self.add_loss(tf.add_n([regularize_rows(self.embeddings_regularizer, e)
+                                for e in out.values()]))
     return out
 
   def _fused_stack_lookup(self, inputs) -> tf.Tensor:
@@ -223,15 +234,11 @@ class FeatureEmbedding(tf.keras.layers.Layer):
                      tf.stack([ids[f] for f in self._features], axis=1) + offsets)  # (B, n, d)
     if self.embeddings_regularizer is not None:
       if is_additive_regularizer(self.embeddings_regularizer):
-        self.add_loss(self._regularize(rows))
+        self.add_loss(regularize_rows(self.embeddings_regularizer, rows))
       else:
-        self.add_loss(tf.add_n([self._regularize(rows[:, i])
+        self.add_loss(tf.add_n([regularize_rows(self.embeddings_regularizer, rows[:, i])
                                 for i in range(len(self._features))]))
     return rows
-
-  def _regularize(self, rows):
-    """The regularizer on looked-up rows, in float32 (rows are bfloat16 under a mixed policy)."""
-    return self.embeddings_regularizer(tf.cast(rows, tf.float32))
 
   def call(self, inputs):
     if self.stack and self.fused:
@@ -239,7 +246,8 @@ class FeatureEmbedding(tf.keras.layers.Layer):
     if self.stack and is_additive_regularizer(self.embeddings_regularizer):
       out = self.lookup(inputs, regularize=False)
       rows = tf.stack([out[f] for f in self._features], axis=1)  # (B, n, d)
-      self.add_loss(self._regularize(rows))  # one op on every looked-up row
+      # One op on every looked-up row.
+      self.add_loss(regularize_rows(self.embeddings_regularizer, rows))
       return rows
     out = self.lookup(inputs)
     if self.stack:

@@ -8,6 +8,7 @@ from ctr_zoo.feature_columns.spec import PAD_ID
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers.embedding import FeatureEmbedding
 from ctr_zoo.layers.embedding import is_additive_regularizer
+from ctr_zoo.layers.embedding import regularize_rows
 from ctr_zoo.serialization import register
 
 
@@ -112,8 +113,8 @@ class LinearLogit(tf.keras.layers.Layer):
     if self.fused and all(x.shape.rank == 1 for x in ids.values()):
       rows = lookup._fused_stack_lookup(ids)  # pylint: disable=protected-access  (B, n, 1): one gather
       if self.kernel_regularizer is not None:
-        self.add_loss(self._regularize(rows) if additive else tf.add_n(
-            [self._regularize(rows[:, i]) for i in range(rows.shape[1])]))
+        self.add_loss(regularize_rows(self.kernel_regularizer, rows) if additive else tf.add_n(
+            [regularize_rows(self.kernel_regularizer, rows[:, i]) for i in range(rows.shape[1])]))
       return tf.reduce_sum(rows, axis=1)  # (B, 1)
     weights = lookup.lookup(ids)
     terms = []
@@ -124,14 +125,11 @@ class LinearLogit(tf.keras.layers.Layer):
       terms.append(w)
     if self.kernel_regularizer is not None:  # looked-up weights only
       if additive:
-        self.add_loss(self._regularize(tf.concat(terms, axis=1)))  # (B, n): one op
+        # (B, n): one op.
+        self.add_loss(regularize_rows(self.kernel_regularizer, tf.concat(terms, axis=1)))
       else:
-        self.add_loss(tf.add_n([self._regularize(w) for w in terms]))
+        self.add_loss(tf.add_n([regularize_rows(self.kernel_regularizer, w) for w in terms]))
     return tf.add_n(terms)  # (B, 1)
-
-  def _regularize(self, rows):
-    """The regularizer on looked-up rows, in float32 (rows are bfloat16 under a mixed policy)."""
-    return self.kernel_regularizer(tf.cast(rows, tf.float32))
 
   def call(self, inputs):
     logit = self._id_logit(inputs)  # (B, 1)

@@ -19,13 +19,14 @@ import dataclasses
 import json
 from typing import Any, Dict, List, Optional
 
+from ctr_zoo.models import base as model_base
 from ctr_zoo.training.trainer import TrainerConfig
 
 DATA_SOURCES = ("synthetic", "file")
 DATA_SPLITS = ("random", "by_day")
 
 
-MODEL_PRECISIONS = ("float32", "mixed_bfloat16")  # ctr_zoo.models.base.PRECISIONS
+MODEL_PRECISIONS = model_base.PRECISIONS
 
 
 class ConfigError(ValueError):
