@@ -155,8 +155,11 @@ def forward_matmul_flops(model: str, sizes: BenchSizes) -> int:
   - dnn:     MLP(d).
   - dcn_v2:  L * 2 d^2 (x0 (.) (W x_l + b) + x_l, W d x d) + MLP(d) (stacked).
   - dcn_mix: L * [K * 2 (d r + r^2 + r d) + 2 d K (gates)] + MLP(d).
-  - deepfm:  FM 2 * 2 m e (sum-of-squares trick) + MLP(m e) (the DNN reads the
-             m embedded fields).
+  - deepfm:  FM 2 * 2 m e (sum-of-squares trick) + MLP(d): the DNN reads the m
+             fields [e_1 ; .. ; x_j v_j ; ..] (m e wide), but its first layer
+             (`NumericFieldDense`) multiplies the raw x (num_dense wide) by
+             M = V (.) K_num, an (num_dense, h) matrix formed once per batch
+             (not counted: 2 * num_dense * e * h / B FLOPs per example).
   - cdot:    Z = Y^T X and D = X Z^T, X (m, e): 2 * 2 m e k; MLP(m e + k e + m k).
   - can:     3 co-action pairs (T = 1, orders 3, micro-MLP 16 -> 8 -> 4):
              3 * 3 * 2 (16 * 8 + 8 * 4); MLP(d + 3 * 3 * (8 + 4)).
@@ -175,7 +178,7 @@ def forward_matmul_flops(model: str, sizes: BenchSizes) -> int:
     per_layer = k_exp * 2 * (d * r + r * r + r * d) + 2 * d * k_exp
     return sizes.cross_layers * per_layer + mlp_matmul_flops(d, sizes.mlp)
   if model == "deepfm":
-    return 2 * 2 * m * e + mlp_matmul_flops(m * e, sizes.mlp)
+    return 2 * 2 * m * e + mlp_matmul_flops(d, sizes.mlp)
   if model == "cdot":
     k = sizes.cdot_k
     return 2 * 2 * m * e * k + mlp_matmul_flops(m * e + k * e + m * k, sizes.mlp)

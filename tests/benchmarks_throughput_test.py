@@ -60,6 +60,14 @@ class FlopsTest(testing.TestCase):
                 + throughput.mlp_matmul_flops(d, s.mlp))
     self.assertEqual(throughput.forward_matmul_flops("dcn_mix", s), expected)
 
+  def test_deepfm_dnn_reads_raw_numeric_values(self):
+    # FM over m = n + num_dense fields, and an MLP as wide as the flat input x0:
+    # NumericFieldDense multiplies x (num_dense) rather than the x_j v_j block.
+    s = TINY
+    m, e = s.num_fields + s.num_dense, s.embedding_dim
+    expected = 2 * 2 * m * e + throughput.mlp_matmul_flops(s.num_fields * e + s.num_dense, s.mlp)
+    self.assertEqual(throughput.forward_matmul_flops("deepfm", s), expected)
+
   def test_training_is_three_forwards_and_roofline_divides(self):
     for model in throughput.ALL_MODELS:
       f = throughput.forward_matmul_flops(model, TINY)

@@ -1,4 +1,4 @@
-"""MLP tower against NumPy."""
+"""MLP tower and its numeric-field first layer (NumericFieldDense) against NumPy."""
 
 from absl.testing import parameterized
 import numpy as np
@@ -6,7 +6,8 @@ import numpy as np
 from tests import testing
 import tensorflow as tf
 
-from ctr_zoo.layers.mlp import MLP
+from ctr_zoo.layers.mlp import MLP, NumericFieldDense
+from ctr_zoo.models.blocks import DenseFieldEmbedding
 
 
 def relu(x):
@@ -81,6 +82,97 @@ class MLPTest(testing.TestCase, parameterized.TestCase):
     for w, g in zip(layer.trainable_weights, grads):
       self.assertIsNotNone(g, w.name)
       self.assertTrue(np.all(np.isfinite(g)), w.name)
+
+
+def numeric_parts(rng, batch=5, a=3, m=2, d=4):
+  """e (B, a), x (B, m) and a built DenseFieldEmbedding holding V (m, d)."""
+  e = rng.normal(size=(batch, a)).astype(np.float32)
+  x = rng.normal(size=(batch, m)).astype(np.float32)
+  numeric = DenseFieldEmbedding(d, initializer="glorot_uniform")
+  numeric(x)
+  return e, x, numeric
+
+
+def flat_stack(e, x, v):
+  """[e ; x_1 v_1 ; .. ; x_m v_m] (B, a + m d) in NumPy."""
+  return np.concatenate([e, (x[:, :, None] * v[None]).reshape(len(x), -1)], axis=1)
+
+
+class NumericFieldDenseTest(testing.TestCase):
+
+  def test_matches_numpy_dense_on_the_concatenation(self):
+    e, x, numeric = numeric_parts(self.rng)
+    layer = NumericFieldDense(6, numeric, bias_initializer="glorot_uniform")
+    got = layer([e, x])
+    self.assertEqual(layer.kernel.shape, (3 + 2 * 4, 6))
+    want = flat_stack(e, x, numeric.kernel.numpy()) @ layer.kernel.numpy() + layer.bias.numpy()
+    self.assertAllClose(got, want, rtol=1e-5, atol=1e-5)
+
+  def test_gradients_equal_those_of_dense_on_the_concatenation(self):
+    e, x, numeric = numeric_parts(self.rng)
+    e = tf.constant(e)
+    layer = NumericFieldDense(6, numeric, bias_initializer="glorot_uniform")
+    layer([e, x])
+    target = self.rng.normal(size=(5, 6)).astype(np.float32)
+
+    def loss_of(h):
+      return tf.reduce_sum(tf.square(h - target))
+
+    with tf.GradientTape(persistent=True) as tape:
+      tape.watch(e)
+      fast = loss_of(layer([e, x]))
+      z = tf.concat([e, tf.reshape(x[:, :, None] * numeric.kernel[None], (5, -1))], axis=1)
+      slow = loss_of(tf.matmul(z, layer.kernel) + layer.bias)
+    wrt = [layer.kernel, layer.bias, numeric.kernel, e]
+    for name, g_fast, g_slow in zip(("kernel", "bias", "V", "e"), tape.gradient(fast, wrt),
+                                    tape.gradient(slow, wrt)):
+      self.assertAllClose(g_fast, g_slow, rtol=1e-5, atol=1e-5, msg=name)
+    self.assertNotAllClose(tape.gradient(fast, numeric.kernel), np.zeros((2, 4)))
+
+  def test_mlp_with_numeric_embedding_equals_mlp_on_the_flattened_stack(self):
+    e, x, numeric = numeric_parts(self.rng, batch=8)
+    fast = MLP([6, 3], batch_norm=True, activate_last=False, numeric_embedding=numeric)
+    plain = MLP([6, 3], batch_norm=True, activate_last=False)
+    got = fast([e, x], training=False)
+    plain(flat_stack(e, x, numeric.kernel.numpy()), training=False)
+    # The same variables, in the same order and with the same names and shapes.
+    self.assertEqual([(w.name.split("/", 1)[1], w.shape) for w in fast.weights],
+                     [(w.name.split("/", 1)[1], w.shape) for w in plain.weights])
+    self.assertNotIn(numeric.kernel.ref(), {w.ref() for w in fast.weights})  # V stays its owner's
+    plain.set_weights(fast.get_weights())
+    want = plain(flat_stack(e, x, numeric.kernel.numpy()), training=False)
+    self.assertAllClose(got, want, rtol=1e-5, atol=1e-5)
+    w0, b0 = fast.dense_layers[0].kernel.numpy(), fast.dense_layers[0].bias.numpy()
+    w1, b1 = fast.dense_layers[1].kernel.numpy(), fast.dense_layers[1].bias.numpy()
+    h = relu((flat_stack(e, x, numeric.kernel.numpy()) @ w0 + b0) / np.sqrt(1.0 + 1e-3))
+    self.assertAllClose(got, h @ w1 + b1, rtol=1e-5, atol=1e-5)
+
+  def test_mixed_bfloat16_computes_in_bfloat16_with_float32_variables(self):
+    e, x, numeric = numeric_parts(self.rng)
+    layer = NumericFieldDense(6, numeric, dtype="mixed_bfloat16")
+    got = layer([e.astype("float32"), x])
+    self.assertEqual(got.dtype, tf.bfloat16)
+    self.assertEqual(layer.kernel.dtype, tf.float32)
+    want = flat_stack(e, x, numeric.kernel.numpy()) @ layer.kernel.numpy()
+    self.assertAllClose(tf.cast(got, tf.float32), want, rtol=0.05, atol=0.05)
+
+  def test_errors_name_the_problem(self):
+    e, x, numeric = numeric_parts(self.rng)
+    with self.assertRaisesRegex(ValueError, "needs the numeric_embedding"):
+      NumericFieldDense(4, None)
+    with self.assertRaisesRegex(ValueError, "units must be an int >= 1, got 0"):
+      NumericFieldDense(0, numeric)
+    with self.assertRaisesRegex(ValueError, r"call it in the model before"):
+      NumericFieldDense(4, DenseFieldEmbedding(4, name="unbuilt"))([e, x])
+    with self.assertRaisesRegex(ValueError, "x has 3 values but V has 2 rows"):
+      NumericFieldDense(4, numeric)([e, np.zeros((5, 3), np.float32)])
+    with self.assertRaisesRegex(ValueError, r"takes \[e \(B, a\), x \(B, m\)\]"):
+      MLP([4], numeric_embedding=numeric)(e)
+    layer = NumericFieldDense(4, numeric, name="first")
+    with self.assertRaisesRegex(NotImplementedError, "shares V with layer"):
+      layer.get_config()
+    with self.assertRaisesRegex(NotImplementedError, "rebuilt by the model code"):
+      MLP([4], numeric_embedding=numeric).get_config()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ class LayersRegistryTest(testing.TestCase):
   def test_every_exported_layer_is_registered(self):
     classes = [getattr(layers, name) for name in layers.__all__
                if isinstance(getattr(layers, name), type)]
-    self.assertLen(classes, 12)
+    self.assertLen(classes, 13)
     for cls in classes:
       self.assertTrue(issubclass(cls, tf.keras.layers.Layer), cls)
       self.assertIs(tf.keras.utils.get_registered_object(f"ctr_zoo>{cls.__name__}"), cls)

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from ctr_zoo import models
 from ctr_zoo.layers import embedding as embedding_lib
+from ctr_zoo.layers import mlp as mlp_lib
 from ctr_zoo.models import blocks
 
 
@@ -157,6 +158,26 @@ class FieldWiseInitTest(testing.TestCase):
   FM/DeepFM started at a logit of tens and training diverged (logloss > 1.3 on the
   real sample). v_j is initialised and regularised like the embedding tables.
   """
+
+  def test_field_models_dnn_is_the_mlp_on_the_flattened_field_stack(self):
+    """deepfm/xdeepfm/autoint: the DNN on [e ; x_j v_j] skips the numeric block, same numbers."""
+    spec = small_criteo_spec()
+    x = as_tensors(spec, random_inputs(spec, 32, self.rng))
+    for name in ("deepfm", "xdeepfm", "autoint"):
+      model = models.build(name, spec, **small_overrides(name, dnn_dims=(8, 5)))
+      dnn = model.get_layer("dnn")
+      self.assertIsInstance(dnn.dense_layers[0], mlp_lib.NumericFieldDense, name)
+      probe = tf.keras.Model(model.inputs, [model.get_layer("fields").output, dnn.output])
+      stack, got = (t.numpy() for t in probe(x, training=False))
+      flat = stack.reshape(len(stack), -1)  # flatten(X): id fields, then x_j v_j
+      (w0, b0), (w1, b1) = [(l.kernel.numpy(), l.bias.numpy()) for l in dnn.dense_layers]
+      self.assertEqual(w0.shape[0], flat.shape[1], name)
+      want = np.maximum(np.maximum(flat @ w0 + b0, 0) @ w1 + b1, 0)
+      self.assertAllClose(got, want, rtol=1e-5, atol=1e-5, msg=name)
+      # Without numeric features the plain MLP on flatten(X) is used.
+      ids_only = spec.with_features([f for f in spec.features if f.is_categorical])
+      plain = models.build(name, ids_only, **small_overrides(name, dnn_dims=(8, 5)))
+      self.assertIsInstance(plain.get_layer("dnn").dense_layers[0], tf.keras.layers.Dense, name)
 
   def test_initial_logits_are_small_for_large_numeric_values(self):
     spec = small_criteo_spec()

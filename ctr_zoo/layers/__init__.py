@@ -4,7 +4,8 @@ Interaction blocks: `CrossNet` (DCN-V2), `CrossNetMix` (DCN-Mix), `VectorCrossNe
 `CompressedDotProduct` (CDot family), `CoActionUnit` (CAN), and the baselines'
 `FactorizationMachine` (FM/DeepFM), `DotInteraction` (DLRM), `CIN` (xDeepFM),
 `MultiHeadSelfAttention` (AutoInt). Building blocks: `FeatureEmbedding`,
-`LinearLogit`, `MLP`. All are registered as "ctr_zoo>ClassName".
+`LinearLogit`, `MLP` (and `NumericFieldDense`, its first layer over a field
+stack with numeric fields x_j v_j). All are registered as "ctr_zoo>ClassName".
 """
 
 from ctr_zoo.layers.attention import MultiHeadSelfAttention
@@ -19,10 +20,11 @@ from ctr_zoo.layers.embedding import FeatureEmbedding
 from ctr_zoo.layers.fm import FactorizationMachine
 from ctr_zoo.layers.initializers import clone_initializer
 from ctr_zoo.layers.linear import LinearLogit
-from ctr_zoo.layers.mlp import MLP
+from ctr_zoo.layers.mlp import MLP, NumericFieldDense
 
 __all__ = [
     "CIN", "CoActionUnit", "CompressedDotProduct", "CrossNet", "CrossNetMix",
     "DotInteraction", "FactorizationMachine", "FeatureEmbedding", "LinearLogit", "MLP",
-    "MultiHeadSelfAttention", "VectorCrossNet", "clone_initializer", "co_action_param_width",
+    "MultiHeadSelfAttention", "NumericFieldDense", "VectorCrossNet", "clone_initializer",
+    "co_action_param_width",
 ]

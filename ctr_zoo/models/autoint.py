@@ -61,7 +61,8 @@ class AutoInt(base.CTRModel):
 
   @classmethod
   def build_logit(cls, inputs, spec, config):
-    x = blocks.field_stack(inputs, spec, config.embedding_l2, owner="autoint")  # (B, n, d)
+    fields = blocks.field_stack_parts(inputs, spec, config.embedding_l2, owner="autoint")
+    x = fields.stack  # (B, n, d)
     h = x
     for l in range(config.num_attention_layers):
       h = attention_lib.MultiHeadSelfAttention(
@@ -69,5 +70,5 @@ class AutoInt(base.CTRModel):
           name=f"attention_{l}")(h)  # (B, n, H a)
     logits = [blocks.dense_logit(blocks.flatten(h, name="flatten_attention"), name="attention_head")]
     if config.dnn_dims:
-      logits.append(blocks.dense_logit(dnn_lib.tower(blocks.flatten(x), config), name="dnn_head"))
+      logits.append(blocks.dense_logit(dnn_lib.field_tower(fields, config), name="dnn_head"))
     return blocks.add(logits, "autoint_logit")

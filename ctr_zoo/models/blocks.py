@@ -31,7 +31,7 @@ where it wins.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import tensorflow as tf
 
@@ -249,26 +249,55 @@ def flat_input(inputs: dict, spec: spec_lib.FeatureSpec, embedding_l2: float = 0
   return concat(emb + [dense_matrix(inputs, spec)], name="x0")
 
 
+class FieldStack(NamedTuple):
+  """What `field_stack_parts` returns.
+
+  stack: X (B, n, d), id fields then numeric fields x_j v_j.
+  id_flat: the id fields flattened (B, n_id d), or None when there are none.
+  dense: the raw numeric values x (B, m), or None when there are none.
+  numeric_layer: the `DenseFieldEmbedding` holding V (m, d), or None.
+  """
+  stack: tf.Tensor
+  id_flat: Optional[tf.Tensor]
+  dense: Optional[tf.Tensor]
+  numeric_layer: Optional[tf.keras.layers.Layer]
+
+
+def field_stack_parts(inputs: dict, spec: spec_lib.FeatureSpec, embedding_l2: float = 0.0,
+                      owner: str = "model", fused: bool = False) -> FieldStack:
+  """X (B, n, d) as `field_stack`, plus its parts for a DNN on flatten(X).
+
+  A DNN on flatten(X) = [e ; x_1 v_1 ; .. ; x_m v_m] takes [id_flat, dense]
+  and `numeric_layer` (see `ctr_zoo.models.dnn.field_tower`): the same
+  numbers without the (B, m d) numeric block in its first matmul.
+  """
+  d = embedding_dim(spec, owner)
+  stacked = stacked_embeddings(inputs, spec, embedding_l2) if fused else None
+  if stacked is not None:
+    fields = [stacked]  # (B, n_id, d)
+    id_flat = tf.keras.layers.Reshape((stacked.shape[1] * d,), name="id_fields_flat")(stacked)
+  else:
+    emb = embed(inputs, spec, embedding_l2, fused=fused)  # (B, d) each
+    fields = [tf.keras.layers.Reshape((1, d), name=f"field_{i}")(e) for i, e in enumerate(emb)]
+    id_flat = concat(emb, name="id_fields_flat") if emb else None  # (B, n_id d)
+  dense = dense_matrix(inputs, spec)
+  numeric_layer = None
+  if dense is not None:
+    numeric_layer = DenseFieldEmbedding(d, regularizer=l2_or_none(embedding_l2),
+                                        name="dense_field_embedding")
+    fields.append(numeric_layer(dense))  # (B, m, d)
+  stack = (fields[0] if len(fields) == 1
+           else tf.keras.layers.Concatenate(axis=1, name="fields")(fields))  # (B, n, d)
+  return FieldStack(stack, id_flat, dense, numeric_layer)
+
+
 def field_stack(inputs: dict, spec: spec_lib.FeatureSpec, embedding_l2: float = 0.0,
                 owner: str = "model", fused: bool = False) -> tf.Tensor:
   """X (B, n, d): id fields, pooled sequences, then numeric fields as x_j v_j.
 
   `fused`: as in `flat_input`. Defaults to False.
   """
-  d = embedding_dim(spec, owner)
-  stacked = stacked_embeddings(inputs, spec, embedding_l2) if fused else None
-  if stacked is not None:
-    fields = [stacked]  # (B, n_id, d)
-  else:
-    fields = [tf.keras.layers.Reshape((1, d), name=f"field_{i}")(e)
-              for i, e in enumerate(embed(inputs, spec, embedding_l2, fused=fused))]  # (B, 1, d) each
-  dense = dense_matrix(inputs, spec)
-  if dense is not None:
-    fields.append(DenseFieldEmbedding(d, regularizer=l2_or_none(embedding_l2),
-                                      name="dense_field_embedding")(dense))  # (B, m, d)
-  if len(fields) == 1:
-    return fields[0]
-  return tf.keras.layers.Concatenate(axis=1, name="fields")(fields)  # (B, n, d)
+  return field_stack_parts(inputs, spec, embedding_l2, owner, fused).stack
 
 
 def linear_logit(inputs: dict, spec: spec_lib.FeatureSpec, l2: float = 0.0,

@@ -57,11 +57,12 @@ class XDeepFM(base.CTRModel):
 
   @classmethod
   def build_logit(cls, inputs, spec, config):
-    x = blocks.field_stack(inputs, spec, config.embedding_l2, owner="xdeepfm")  # (B, n, d)
+    fields = blocks.field_stack_parts(inputs, spec, config.embedding_l2, owner="xdeepfm")
+    x = fields.stack  # (B, n, d)
     cin = cin_lib.CIN(list(config.cin_layer_sizes), split_half=config.cin_split_half,
                       name="cin")(x)  # (B, sum of maps)
     logits = [blocks.linear_logit(inputs, spec, config.linear_l2),
               blocks.dense_logit(cin, name="cin_head")]
     if config.dnn_dims:
-      logits.append(blocks.dense_logit(dnn_lib.tower(blocks.flatten(x), config), name="dnn_head"))
+      logits.append(blocks.dense_logit(dnn_lib.field_tower(fields, config), name="dnn_head"))
     return blocks.add(logits, "xdeepfm_logit")
