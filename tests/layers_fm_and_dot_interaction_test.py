@@ -29,6 +29,31 @@ class FactorizationMachineTest(testing.TestCase, parameterized.TestCase):
     expected = np.stack([sum(v[:, i, :] * v[:, j, :] for i in range(6) for j in range(i + 1, 6))])[0]
     self.assertAllClose(FactorizationMachine(reduce_sum=False)(v), expected, rtol=1e-5, atol=1e-5)
 
+  @parameterized.named_parameters(("summed", True), ("per_dimension", False))
+  def test_field_groups_are_the_concatenated_stack(self, reduce_sum):
+    ids = self.rng.normal(size=(4, 5, 3)).astype(np.float32)
+    numeric = self.rng.normal(size=(4, 2, 3)).astype(np.float32)
+    stack = np.concatenate([ids, numeric], axis=1)  # all 7 * 6 / 2 pairs, across groups too
+    expected = pairwise(stack).sum(axis=1, keepdims=True) if reduce_sum else np.stack(
+        [sum(stack[:, i] * stack[:, j] for i in range(7) for j in range(i + 1, 7))])[0]
+    layer = FactorizationMachine(reduce_sum=reduce_sum)
+    self.assertAllClose(layer([ids, numeric]), expected, rtol=1e-5, atol=1e-5)
+    self.assertEqual(layer.compute_output_shape([(None, 5, 3), (None, 2, 3)]).as_list(),
+                     [None, 1 if reduce_sum else 3])
+    a, b = tf.constant(ids), tf.constant(numeric)
+    with tf.GradientTape(persistent=True) as tape:
+      tape.watch([a, b])
+      grouped = tf.reduce_sum(tf.sin(layer([a, b])))
+      whole = tf.reduce_sum(tf.sin(layer(tf.concat([a, b], axis=1))))
+    for g_grouped, g_whole in zip(tape.gradient(grouped, [a, b]), tape.gradient(whole, [a, b])):
+      self.assertAllClose(g_grouped, g_whole, rtol=1e-5, atol=1e-5)
+
+  def test_field_group_errors_name_the_shapes(self):
+    with self.assertRaisesRegex(ValueError, r"one width d, got shapes \[\(2, 5, 3\), \(2, 2, 4\)\]"):
+      FactorizationMachine()([tf.ones((2, 5, 3)), tf.ones((2, 2, 4))])
+    with self.assertRaisesRegex(ValueError, r"field group 1 of shape .* got shape \(2, 4\)"):
+      FactorizationMachine()([tf.ones((2, 5, 3)), tf.ones((2, 4))])
+
   def test_exact_values(self):
     v = np.array([[[1.0, 2.0], [3.0, 4.0], [0.5, -1.0]]], np.float32)
     # <v1,v2> = 11, <v1,v3> = -1.5, <v2,v3> = -2.5 -> 7.

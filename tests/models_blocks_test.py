@@ -167,9 +167,11 @@ class FieldWiseInitTest(testing.TestCase):
       model = models.build(name, spec, **small_overrides(name, dnn_dims=(8, 5)))
       dnn = model.get_layer("dnn")
       self.assertIsInstance(dnn.dense_layers[0], mlp_lib.NumericFieldDense, name)
-      probe = tf.keras.Model(model.inputs, [model.get_layer("fields").output, dnn.output])
-      stack, got = (t.numpy() for t in probe(x, training=False))
-      flat = stack.reshape(len(stack), -1)  # flatten(X): id fields, then x_j v_j
+      probe = tf.keras.Model(model.inputs, [model.get_layer("id_fields_flat").output,
+                                            model.get_layer("dense_field_embedding").output,
+                                            dnn.output])
+      ids, numeric, got = (t.numpy() for t in probe(x, training=False))
+      flat = np.concatenate([ids, numeric.reshape(len(numeric), -1)], axis=1)  # flatten(X)
       (w0, b0), (w1, b1) = [(l.kernel.numpy(), l.bias.numpy()) for l in dnn.dense_layers]
       self.assertEqual(w0.shape[0], flat.shape[1], name)
       want = np.maximum(np.maximum(flat @ w0 + b0, 0) @ w1 + b1, 0)
@@ -178,6 +180,38 @@ class FieldWiseInitTest(testing.TestCase):
       ids_only = spec.with_features([f for f in spec.features if f.is_categorical])
       plain = models.build(name, ids_only, **small_overrides(name, dnn_dims=(8, 5)))
       self.assertIsInstance(plain.get_layer("dnn").dense_layers[0], tf.keras.layers.Dense, name)
+
+  def test_fm_models_never_form_the_concatenated_stack(self):
+    """deepfm/fm: the FM takes [id fields, x_j v_j] as groups; the logit is the stack's FM."""
+    spec = small_criteo_spec()
+    x = as_tensors(spec, random_inputs(spec, 32, self.rng))
+    for name in ("deepfm", "fm"):
+      model = models.build(name, spec, **small_overrides(name))
+      self.assertNotIn("fields", [l.name for l in model.layers], name)  # no (B, n, d) copy
+      fm = model.get_layer("fm")
+      probe = tf.keras.Model(model.inputs, [model.get_layer("id_fields").output,
+                                            model.get_layer("dense_field_embedding").output,
+                                            fm.output])
+      ids, numeric, got = (t.numpy() for t in probe(x, training=False))
+      stack = np.concatenate([ids, numeric], axis=1)
+      n = stack.shape[1]
+      want = sum((stack[:, i] * stack[:, j]).sum(axis=1) for i in range(n) for j in range(i + 1, n))
+      self.assertAllClose(got[:, 0], want, rtol=1e-5, atol=1e-5, msg=name)
+
+  def test_a_dnn_reading_v_of_an_unused_numeric_layer_is_refused(self):
+    from ctr_zoo.models import base as base_lib  # pylint: disable=g-import-not-at-top
+    from ctr_zoo.models import dnn as dnn_lib  # pylint: disable=g-import-not-at-top
+
+    class TowerOnly(base_lib.CTRModel):
+      config_class = models.config_class("dnn")
+
+      @classmethod
+      def build_logit(cls, inputs, spec, config):
+        fields = blocks.field_stack_parts(inputs, spec, owner="tower_only")
+        return blocks.dense_logit(dnn_lib.field_tower(fields, config))  # stack never used
+
+    with self.assertRaisesRegex(base_lib.ModelConfigError, "reads V from 'dense_field_embedding'"):
+      TowerOnly(small_criteo_spec(), {"dnn_dims": (4,)})
 
   def test_initial_logits_are_small_for_large_numeric_values(self):
     spec = small_criteo_spec()

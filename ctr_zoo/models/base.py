@@ -190,6 +190,21 @@ class CTRModel(tf.keras.Model):
     self._spec = spec
     self._model_config = config
     self._precision = precision
+    self._check_shared_weights()
+
+  def _check_shared_weights(self) -> None:
+    """A layer reading another layer's weight (`NumericFieldDense` reads V) needs that
+    layer in the model too, or V would be neither trained nor saved."""
+    from ctr_zoo.layers import mlp as mlp_lib  # pylint: disable=g-import-not-at-top
+    own = {v.ref() for v in self.variables}
+    for layer in self._flatten_layers(include_self=False, recursive=True):
+      if isinstance(layer, mlp_lib.NumericFieldDense):
+        owner = layer.numeric_embedding
+        if owner.kernel.ref() not in own:
+          raise ModelConfigError(
+              f"{type(self).__name__}: layer {layer.name!r} reads V from {owner.name!r}, which "
+              "is not part of the model (its output is used nowhere), so V would be neither "
+              "trained nor saved; use the field stack (e.g. FieldStack.groups or .stack) in the model")
 
   @classmethod
   def build_logit(cls, inputs: dict, spec: spec_lib.FeatureSpec, config) -> tf.Tensor:

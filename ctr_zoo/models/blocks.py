@@ -253,11 +253,15 @@ class FieldStack(NamedTuple):
   """What `field_stack_parts` returns.
 
   stack: X (B, n, d), id fields then numeric fields x_j v_j.
+  groups: [ids (B, n_id, d), numeric (B, m, d)] (those present), whose
+    concatenation on axis 1 is X; `FactorizationMachine` takes them as they
+    are (no concatenated copy).
   id_flat: the id fields flattened (B, n_id d), or None when there are none.
   dense: the raw numeric values x (B, m), or None when there are none.
   numeric_layer: the `DenseFieldEmbedding` holding V (m, d), or None.
   """
   stack: tf.Tensor
+  groups: list
   id_flat: Optional[tf.Tensor]
   dense: Optional[tf.Tensor]
   numeric_layer: Optional[tf.keras.layers.Layer]
@@ -271,24 +275,32 @@ def field_stack_parts(inputs: dict, spec: spec_lib.FeatureSpec, embedding_l2: fl
   and `numeric_layer` (see `ctr_zoo.models.dnn.field_tower`): the same
   numbers without the (B, m d) numeric block in its first matmul.
   """
+  # Keras runs only the layers a model's outputs depend on: a model that reads
+  # `groups` and `id_flat` never runs the "fields" concatenation, and one that
+  # reads `stack` never runs "id_fields_flat".
   d = embedding_dim(spec, owner)
   stacked = stacked_embeddings(inputs, spec, embedding_l2) if fused else None
+  groups = []
   if stacked is not None:
     fields = [stacked]  # (B, n_id, d)
+    groups.append(stacked)
     id_flat = tf.keras.layers.Reshape((stacked.shape[1] * d,), name="id_fields_flat")(stacked)
   else:
     emb = embed(inputs, spec, embedding_l2, fused=fused)  # (B, d) each
     fields = [tf.keras.layers.Reshape((1, d), name=f"field_{i}")(e) for i, e in enumerate(emb)]
     id_flat = concat(emb, name="id_fields_flat") if emb else None  # (B, n_id d)
+    if id_flat is not None:
+      groups.append(tf.keras.layers.Reshape((len(emb), d), name="id_fields")(id_flat))  # (B, n_id, d)
   dense = dense_matrix(inputs, spec)
   numeric_layer = None
   if dense is not None:
     numeric_layer = DenseFieldEmbedding(d, regularizer=l2_or_none(embedding_l2),
                                         name="dense_field_embedding")
     fields.append(numeric_layer(dense))  # (B, m, d)
+    groups.append(fields[-1])
   stack = (fields[0] if len(fields) == 1
            else tf.keras.layers.Concatenate(axis=1, name="fields")(fields))  # (B, n, d)
-  return FieldStack(stack, id_flat, dense, numeric_layer)
+  return FieldStack(stack, groups, id_flat, dense, numeric_layer)
 
 
 def field_stack(inputs: dict, spec: spec_lib.FeatureSpec, embedding_l2: float = 0.0,
