@@ -428,7 +428,8 @@ def render_table(record: Dict[str, Any], markdown: bool = False) -> str:
   """The results table of a throughput record (plain text, or markdown for the README)."""
   headers = ["model", "ctr_zoo ex/s", "DeepCTR peer", "DeepCTR ex/s", "ratio", "MFLOP/ex",
              "matmul GFLOP/s", "roofline ex/s", "of roofline", "DeepCTR of roofline",
-             "best possible ratio", "bf16 ex/s", "bf16 ratio", "bf16 of bf16 roofline",
+             "best possible ratio", "embedding step ms", "ceiling ex/s", "ceiling ratio",
+             "bf16 ex/s", "bf16 ratio", "bf16 of bf16 roofline",
              "peak RSS MiB", "jit", "notes"]
   rows = []
   for r in record.get("models", []):
@@ -453,7 +454,9 @@ def render_table(record: Dict[str, Any], markdown: bool = False) -> str:
         _fmt(r.get("train_mflop_per_example"), ".2f"), _fmt(r.get("roofline_gflops"), ".1f"),
         _fmt_rate(r.get("roofline_examples_per_sec")),
         frac_s, _fmt(None if peer_frac is None else 100 * peer_frac, ".0f", "%"),
-        _fmt(best, ".2f", "x"), _fmt_rate(r.get("bf16_examples_per_sec")),
+        _fmt(best, ".2f", "x"), _fmt(r.get("embedding_step_ms"), ".1f"),
+        _fmt_rate(r.get("ceiling_examples_per_sec")), _fmt(r.get("ceiling_ratio_to_deepctr"), ".2f", "x"),
+        _fmt_rate(r.get("bf16_examples_per_sec")),
         _fmt(r.get("bf16_ratio_to_deepctr"), ".2f", "x"),
         _fmt(None if r.get("bf16_fraction_of_bf16_roofline") is None
              else 100 * r["bf16_fraction_of_bf16_roofline"], ".0f", "%"), _fmt(rss, ".0f"),
@@ -466,6 +469,11 @@ def render_table(record: Dict[str, Any], markdown: bool = False) -> str:
     extra.append(f"matmul roofline at start: {roof['gflops']:.1f} GFLOP/s (tf.matmul "
                  f"{'x'.join(map(str, roof['shape']))}); each model's 'matmul GFLOP/s' is measured "
                  "in windows interleaved with its own training windows (same contention)")
+  if any(r.get("embedding_step_ms") is not None for r in record.get("models", [])):
+    extra.append("embedding step ms: the float32 model's lookups, row regularizers and sparse "
+                 "AdaGrad table updates alone (no interaction, tower or Adam), timed in the same "
+                 "windows; ceiling ex/s = 1 / (matmul FLOPs at the roofline + embedding step): no "
+                 "step that keeps this embedding work is faster; ceiling ratio = ceiling / DeepCTR")
   bf16_roofs = [r["roofline_bf16_gflops"] for r in record.get("models", [])
                 if r.get("roofline_bf16_gflops")]
   if bf16_roofs:
@@ -613,6 +621,66 @@ def make_trainer_step(model, optimizer, jit_compile: bool):
   trainer = trainer_lib.Trainer(model, optimizer, trainer_lib.TrainerConfig(
       deterministic=False, jit_compile=jit_compile))
   return trainer._train_step  # pylint: disable=protected-access
+
+
+def embedding_layers(model) -> list:
+  """The model's top-level layers that own tables (FeatureEmbedding, LinearLogit)."""
+  return [layer for layer in model.layers if getattr(layer, "embedding_variables", None)]
+
+
+def make_embedding_step(model):
+  """The model's embedding work alone: its lookups, row regularizers and table updates.
+
+  Each layer of `embedding_layers(model)` looks up the batch as in the model;
+  the loss is sum_o mean((o - 1)^2) over their outputs plus their regularization
+  losses, so every looked-up row gets a gradient, and a fresh
+  `split_optimizer(model)` applies those to the tables (its sparse AdaGrad:
+  the same kernels as the model's step). No interaction, tower or dense
+  optimizer work. It trains the model's tables on a meaningless loss, so it
+  is for timing only.
+
+  Raises:
+    ValueError: the model has no embedding layers.
+  """
+  layers = embedding_layers(model)
+  if not layers:
+    raise ValueError(f"{model.name}: no layer with embedding_variables")
+  variables = [v for layer in layers for v in layer.embedding_variables]
+  optimizer, _ = split_optimizer(model)
+
+  @tf.function
+  def step(features, labels):
+    del labels
+    with tf.GradientTape() as tape:
+      outputs = []
+      for layer in layers:
+        out = layer(features, training=True)
+        outputs.extend(out.values() if isinstance(out, dict) else [out])
+      loss = tf.add_n([tf.reduce_mean(tf.square(tf.cast(o, tf.float32) - 1.0)) for o in outputs])
+      losses = [l for layer in layers for l in layer.losses]
+      if losses:
+        loss += tf.add_n([tf.cast(l, tf.float32) for l in losses])
+    grads = tape.gradient(loss, variables)
+    optimizer.apply_gradients(zip(grads, variables))
+    return loss
+
+  return step
+
+
+def ceiling_examples_per_sec(gflops: float, flops_per_example: float, batch_size: int,
+                             embedding_step_ms: float) -> float:
+  """Examples/s of a step whose matmuls run at the roofline, plus the embedding step.
+
+  1 / (F / (G 1e9) + t_emb / B): the matmul FLOPs take F / G seconds per example
+  at G GFLOP/s and, on a machine the matmuls keep busy, the embedding work
+  (t_emb seconds per step of B) cannot hide behind them. A model with this
+  embedding step cannot train faster than this.
+  """
+  if embedding_step_ms < 0 or batch_size < 1:
+    raise ValueError(f"need embedding_step_ms >= 0 and batch_size >= 1, got "
+                     f"{embedding_step_ms!r} and {batch_size!r}")
+  return 1.0 / (1.0 / roofline_examples_per_sec(gflops, flops_per_example)
+                + embedding_step_ms / 1000.0 / batch_size)
 
 
 # Layers whose output starts the purely dense part of ctr_zoo's models.
@@ -767,6 +835,11 @@ def benchmark_model(model_name: str, sizes: BenchSizes, spec, batches, timing: D
       peer = {"note": f"DeepCTR peer failed: {type(e).__name__}: {e}"[:300]}
   if not runners:
     return zoo, peer, None
+  if "off" in models:
+    try:
+      runners["embedding_only"] = (_cycle(make_embedding_step(models["off"]), tf_batches), _sync)
+    except Exception as e:  # pylint: disable=broad-except
+      zoo["embedding_step_error"] = f"{type(e).__name__}: {e}"[:300]
   mm_step, mm_sync, mm_flops = matmul_runner()
   runners["matmul"] = (mm_step, mm_sync)
   if BF16_MODE in models:
@@ -792,6 +865,8 @@ def benchmark_model(model_name: str, sizes: BenchSizes, spec, batches, timing: D
   if "matmul_bf16" in timings:
     gflops = [r / sizes.batch_size * mm_flops / 1e9 for r in timings["matmul_bf16"].rates]
     zoo["roofline_bf16_gflops"] = float(statistics.median(gflops))
+  if "embedding_only" in timings:
+    zoo["embedding_step_ms"] = 1000.0 * sizes.batch_size / timings["embedding_only"].median
   if "deepctr" in timings:
     t = timings["deepctr"]
     peer.update({"examples_per_sec": t.median, "windows": [round(r) for r in t.rates]})
@@ -930,11 +1005,16 @@ def model_row(model_name: str, sizes: BenchSizes, gflops: float, zoo: Dict[str, 
   row.update({k: v for k, v in zoo.items() if k != "model"})
   rate = zoo.get("examples_per_sec")
   row["fraction_of_roofline"] = rate / roof if rate else None
+  if zoo.get("embedding_step_ms") is not None:
+    row["ceiling_examples_per_sec"] = ceiling_examples_per_sec(
+        gflops, flops, sizes.batch_size, zoo["embedding_step_ms"])
   if peer is not None:
     row["deepctr"] = peer
     if rate and peer.get("examples_per_sec"):
       row["ratio_to_deepctr"] = rate / peer["examples_per_sec"]
       peer["fraction_of_roofline"] = peer["examples_per_sec"] / roof
+    if row.get("ceiling_examples_per_sec") and peer.get("examples_per_sec"):
+      row["ceiling_ratio_to_deepctr"] = row["ceiling_examples_per_sec"] / peer["examples_per_sec"]
   bf16 = (zoo.get("modes") or {}).get(BF16_MODE) or {}
   if bf16.get("examples_per_sec"):
     row["bf16_examples_per_sec"] = bf16["examples_per_sec"]

@@ -156,6 +156,21 @@ class RecordTest(testing.TestCase):
     # The roofline measured in the model's own rounds (10 GFLOP/s) wins over the start one.
     self.assertAllClose(row["fraction_of_roofline"], 2000.0 * flops / 10e9)
 
+  def test_ceiling_adds_the_embedding_step_to_the_matmul_time(self):
+    flops = throughput.train_flops_per_example("dnn", TINY)
+    # 10 GFLOP/s: flops / 1e10 s per example; plus 8 ms per step of B examples.
+    want = 1.0 / (flops / 10e9 + 0.008 / TINY.batch_size)
+    self.assertAllClose(throughput.ceiling_examples_per_sec(10.0, flops, TINY.batch_size, 8.0),
+                        want, rtol=1e-12, atol=0)
+    self.assertAllClose(throughput.ceiling_examples_per_sec(10.0, flops, TINY.batch_size, 0.0),
+                        throughput.roofline_examples_per_sec(10.0, flops), rtol=1e-12, atol=0)
+    zoo = {"examples_per_sec": 2000.0, "roofline_gflops": 10.0, "embedding_step_ms": 8.0}
+    row = throughput.model_row("dnn", TINY, 99.0, zoo, {"examples_per_sec": 1000.0})
+    self.assertAllClose(row["ceiling_examples_per_sec"], want, rtol=1e-12, atol=0)
+    self.assertAllClose(row["ceiling_ratio_to_deepctr"], want / 1000.0, rtol=1e-12, atol=0)
+    with self.assertRaisesRegex(ValueError, "embedding_step_ms >= 0"):
+      throughput.ceiling_examples_per_sec(10.0, flops, TINY.batch_size, -1.0)
+
   def test_markdown_table_has_a_row_per_model(self):
     record = {"models": [
         throughput.model_row("dcn_v2", TINY, 50.0, {"examples_per_sec": 3000.0, "jit_compile": "off"},
@@ -198,15 +213,37 @@ class TinyRunTest(testing.TestCase):
     self.assertEqual(model.precision, "float32")
     self.assertEqual(zoo["examples_per_sec"], zoo["modes"]["off"]["examples_per_sec"])
     self.assertGreater(zoo["modes"][throughput.BF16_MODE]["examples_per_sec"], 0)
+    # The embedding work alone is timed in the same windows.
+    self.assertGreater(zoo["embedding_step_ms"], 0)
+    self.assertNotIn("embedding_step_error", zoo)
     self.assertGreater(zoo["roofline_gflops"], 0)
     self.assertGreater(zoo["roofline_bf16_gflops"], 0)
     row = throughput.model_row("dnn", TINY, 1.0, zoo, {"examples_per_sec": 1000.0})
     self.assertAllClose(row["bf16_ratio_to_deepctr"],
                         zoo["modes"][throughput.BF16_MODE]["examples_per_sec"] / 1000.0)
     self.assertGreater(row["bf16_fraction_of_bf16_roofline"], 0)
+    self.assertGreater(row["ceiling_ratio_to_deepctr"], 0)
     # The split gave the tables to the sparse optimizer and the rest to Adam.
     self.assertLen(model.embedding_variables, TINY.num_fields)
     self.assertIn("SplitOptimizer", zoo["optimizer"])
+
+  def test_embedding_step_trains_only_the_tables(self):
+    spec = throughput.benchmark_spec(TINY)
+    (features, labels), = throughput.synthetic_batches(TINY, 1, seed=0)
+    features = {k: tf.constant(v) for k, v in features.items()}
+    model, _ = throughput.build_ctr_zoo_model("deepfm", spec, TINY, seed=0)
+    layers = throughput.embedding_layers(model)
+    self.assertEqual(sorted(type(l).__name__ for l in layers), ["FeatureEmbedding", "LinearLogit"])
+    tables = {v.ref() for v in model.embedding_variables}
+    before = {v.ref(): v.numpy().copy() for v in model.trainable_variables}
+    step = throughput.make_embedding_step(model)
+    self.assertGreater(float(step(features, tf.constant(labels))), 0)
+    for v in model.trainable_variables:
+      changed = not np.array_equal(before[v.ref()], v.numpy())
+      self.assertEqual(changed, v.ref() in tables, v.name)
+    with self.assertRaisesRegex(ValueError, "no layer with embedding_variables"):
+      inputs = tf.keras.Input((3,))
+      throughput.make_embedding_step(tf.keras.Model(inputs, tf.keras.layers.Dense(1)(inputs)))
 
   def test_a_few_steps_of_the_deepctr_peer_or_skip(self):
     from benchmarks import deepctr_peers  # pylint: disable=g-import-not-at-top
