@@ -67,7 +67,7 @@ test-bazel: setup
 	  help=$$($(BAZEL) run //experiments:train -- --help 2>/dev/null || true); \
 	  echo "$$help" | grep -q -- "--list_experiments" || { echo "bazel run //experiments:train -- --help listed no flags"; exit 1; }; \
 	  echo "==> bazel test (smoke targets through Bazel)"; \
-	  $(BAZEL) test //tests:foundation_test //tests:experiments_train_test; \
+	  $(BAZEL) test //tests:foundation_test //tests:experiments_train_test //tests:models_compat_test; \
 	else \
 	  echo "==> no bazel: skipping bazel build (install Bazel to check the workspace)"; \
 	fi

@@ -136,6 +136,37 @@ def check_precision(precision: Optional[str]) -> str:
   return precision
 
 
+# The layout of the layers `build_logit` makes (names, order and classes, which
+# `.keras` files and SavedModels are matched against on loading):
+#   1: field-wise models (FM, DeepFM, xDeepFM, AutoInt) feed the concatenated
+#      field stack to their FM and to a Dense-first MLP;
+#   2: their DNN starts with `NumericFieldDense` and the FM takes the field
+#      groups (the same numbers, fewer FLOPs and copies).
+# `get_config` records the version; a file saved before it was recorded is
+# rebuilt with layout 1, so it loads.
+GRAPH_VERSION = 2
+GRAPH_VERSIONS = (1, 2)
+_graph_version_stack = [GRAPH_VERSION]
+
+
+def graph_version() -> int:
+  """The layer layout of the model being built (GRAPH_VERSION unless an older file is loaded)."""
+  return _graph_version_stack[-1]
+
+
+@contextlib.contextmanager
+def building_graph_version(version: int):
+  """Builds models inside the block with layer layout `version` (see GRAPH_VERSION)."""
+  if isinstance(version, bool) or version not in GRAPH_VERSIONS:
+    raise ModelConfigError(f"graph_version must be one of {GRAPH_VERSIONS}, got {version!r} "
+                           "(a file saved by a newer ctr_zoo?)")
+  _graph_version_stack.append(version)
+  try:
+    yield
+  finally:
+    _graph_version_stack.pop()
+
+
 @contextlib.contextmanager
 def _global_policy(name: str):
   """Sets the global Keras dtype policy to `name` inside the block, then restores it."""
@@ -190,6 +221,7 @@ class CTRModel(tf.keras.Model):
     self._spec = spec
     self._model_config = config
     self._precision = precision
+    self._graph_version = graph_version()
     self._check_shared_weights()
 
   def _check_shared_weights(self) -> None:
@@ -228,18 +260,26 @@ class CTRModel(tf.keras.Model):
   def get_config(self) -> dict:
     return {"name": self.name, "spec": self._spec.to_json(indent=None),
             "config": json.loads(json.dumps(dataclasses.asdict(self._model_config))),
-            "precision": self._precision}
+            "precision": self._precision, "graph_version": self._graph_version}
 
   @classmethod
   def from_config(cls, config, custom_objects=None):
     config = dict(config)
-    unknown = sorted(set(config) - {"name", "spec", "config", "trainable", "precision"})
+    unknown = sorted(set(config) - {"name", "spec", "config", "trainable", "precision",
+                                    "graph_version"})
     if unknown:
       raise ModelConfigError(f"{cls.__name__}.from_config: unknown keys {unknown}")
     config.pop("trainable", None)
-    # Files saved before `precision` existed were float32.
-    return cls(spec=config["spec"], config=config.get("config"), name=config.get("name"),
-               precision=config.get("precision", "float32"))
+    # Files saved before `precision` existed were float32, and before `graph_version`
+    # existed had layout 1.
+    with building_graph_version(config.get("graph_version", 1)):
+      return cls(spec=config["spec"], config=config.get("config"), name=config.get("name"),
+                 precision=config.get("precision", "float32"))
+
+  @property
+  def graph_version(self) -> int:
+    """The layer layout this model was built with (see `GRAPH_VERSION`)."""
+    return self._graph_version
 
   # --- the logit and the variable split --------------------------------------
   @property

@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from ctr_zoo.feature_columns import spec as spec_lib
 from ctr_zoo.layers import embedding as embedding_lib
+from ctr_zoo.models import base
 from ctr_zoo.serialization import register
 
 
@@ -301,6 +302,12 @@ def field_stack_parts(inputs: dict, spec: spec_lib.FeatureSpec, embedding_l2: fl
   stack = (fields[0] if len(fields) == 1
            else tf.keras.layers.Concatenate(axis=1, name="fields")(fields))  # (B, n, d)
   return FieldStack(stack, groups, id_flat, dense, numeric_layer)
+
+
+def fm_input(fields: FieldStack):
+  """What a `FactorizationMachine` over X takes: the field groups (no concatenated
+  copy), or X itself when rebuilding a file saved with graph version 1."""
+  return fields.groups if base.graph_version() >= 2 else fields.stack
 
 
 def field_stack(inputs: dict, spec: spec_lib.FeatureSpec, embedding_l2: float = 0.0,

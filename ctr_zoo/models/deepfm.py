@@ -52,7 +52,7 @@ class DeepFM(base.CTRModel):
   @classmethod
   def build_logit(cls, inputs, spec, config):
     fields = blocks.field_stack_parts(inputs, spec, config.embedding_l2, owner="deepfm")
-    second = fm_lib.FactorizationMachine(name="fm")(fields.groups)  # X (B, n, d) -> (B, 1)
+    second = fm_lib.FactorizationMachine(name="fm")(blocks.fm_input(fields))  # X (B, n, d) -> (B, 1)
     deep = blocks.dense_logit(dnn_lib.field_tower(fields, config))  # MLP(flatten(X)) -> (B, 1)
     first = blocks.linear_logit(inputs, spec, config.linear_l2)  # (B, 1)
     return blocks.add([first, second, deep], "deepfm_logit")

@@ -36,9 +36,11 @@ def field_tower(fields: blocks.FieldStack, config, name: str = "dnn"):
   With numeric fields x_j v_j and id fields, the first layer is a
   `NumericFieldDense` on [e, x]: the same variables and numbers as the MLP on
   flatten(X), without the (B, m d) numeric block in its matmul (DeepFM on the
-  Criteo layout: 208 of 624 input columns). Otherwise the plain tower.
+  Criteo layout: 208 of 624 input columns). Otherwise (or when rebuilding a
+  file saved with `base.GRAPH_VERSION` 1) the plain tower.
   """
-  if not config.dnn_dims or fields.numeric_layer is None or fields.id_flat is None:
+  if (not config.dnn_dims or fields.numeric_layer is None or fields.id_flat is None
+      or base.graph_version() < 2):
     return tower(blocks.flatten(fields.stack), config, name)
   return tower([fields.id_flat, fields.dense], config, name,
                numeric_embedding=fields.numeric_layer)

@@ -40,5 +40,5 @@ class FM(base.CTRModel):
   @classmethod
   def build_logit(cls, inputs, spec, config):
     fields = blocks.field_stack_parts(inputs, spec, config.embedding_l2, owner="fm")
-    second = fm_lib.FactorizationMachine(name="fm")(fields.groups)  # X (B, n, d) -> (B, 1)
+    second = fm_lib.FactorizationMachine(name="fm")(blocks.fm_input(fields))  # X (B, n, d) -> (B, 1)
     return blocks.add([blocks.linear_logit(inputs, spec, config.linear_l2), second], "fm_logit")

@@ -1,0 +1,70 @@
+"""Files saved by earlier ctr_zoo versions still load, and every graph version computes the same."""
+
+import os
+
+import numpy as np
+
+from tests import testing
+from tests.models_zoo_test import random_inputs, small_criteo_spec, small_overrides
+
+import ctr_zoo  # noqa: F401
+import tensorflow as tf
+
+from ctr_zoo import models
+from ctr_zoo.layers import mlp as mlp_lib
+from ctr_zoo.models import base
+
+TESTDATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "testdata")
+FIELD_MODELS = ("deepfm", "fm", "xdeepfm", "autoint")
+
+
+def as_tensors(spec, x):
+  return {k: tf.constant(v, spec.input_dtype(spec[k])) for k, v in x.items()}
+
+
+class GraphVersionTest(testing.TestCase):
+
+  def test_a_deepfm_keras_file_from_graph_version_1_loads_and_predicts_the_same(self):
+    # Written at commit 1ef5cf2 by tests/testdata/make_graph_v1_golden.py.
+    data = np.load(os.path.join(TESTDATA, "deepfm_graph_v1.npz"))
+    model = tf.keras.models.load_model(os.path.join(TESTDATA, "deepfm_graph_v1.keras"))
+    self.assertEqual(model.graph_version, 1)
+    self.assertIn("fields", [l.name for l in model.layers])  # the layout it was saved with
+    x = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith("input/")}
+    got = model(as_tensors(model.spec, x), training=False)
+    self.assertAllClose(got, data["probability"], rtol=0, atol=1e-6)
+
+  def test_get_config_records_the_version_and_old_configs_mean_version_1(self):
+    spec = small_criteo_spec()
+    model = models.build("deepfm", spec, **small_overrides("deepfm"))
+    config = model.get_config()
+    self.assertEqual(config["graph_version"], base.GRAPH_VERSION)
+    self.assertEqual(type(model).from_config(config).graph_version, base.GRAPH_VERSION)
+    del config["graph_version"]
+    old = type(model).from_config(config)
+    self.assertEqual(old.graph_version, 1)
+    self.assertIsInstance(old.get_layer("dnn").dense_layers[0], tf.keras.layers.Dense)
+    with self.assertRaisesRegex(base.ModelConfigError, r"graph_version must be one of \(1, 2\), got 3"):
+      type(model).from_config(dict(config, graph_version=3))
+    self.assertEqual(base.graph_version(), base.GRAPH_VERSION)  # the context is restored
+
+  def test_versions_share_variables_and_compute_the_same(self):
+    spec = small_criteo_spec()
+    x = as_tensors(spec, random_inputs(spec, 16, self.rng))
+    for name in FIELD_MODELS:
+      new = models.build(name, spec, **small_overrides(name))
+      with base.building_graph_version(1):
+        old = models.build(name, spec, **small_overrides(name))
+      self.assertEqual(old.graph_version, 1, name)
+      self.assertEqual([(v.name, v.shape) for v in old.weights],
+                       [(v.name, v.shape) for v in new.weights], name)
+      new.set_weights(old.get_weights())
+      self.assertAllClose(new(x, training=False), old(x, training=False), rtol=1e-5, atol=1e-6,
+                          msg=name)
+      if name in ("deepfm", "xdeepfm", "autoint"):
+        self.assertIsInstance(new.get_layer("dnn").dense_layers[0], mlp_lib.NumericFieldDense)
+      self.assertSameAfterReload(old, {k: v.numpy() for k, v in x.items()})
+
+
+if __name__ == "__main__":
+  tf.test.main()
