@@ -1,6 +1,6 @@
 """Offline AUC benchmark records -> markdown table, CSV and PNG plot.
 
-A record (one JSON line per training run, written by `experiments/benchmark.py`)
+A record (one JSON line per training run, written by `benchmarks/auc.py`)
 holds: experiment, model, data, seed, git_revision, data_fingerprint,
 split_rows, auc, logloss (test split), valid_auc, params, train_seconds,
 examples_per_sec, oracle_auc / oracle_logloss (synthetic data only).
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import re
@@ -25,22 +24,15 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from benchmarks import records
+
 CSV_FIELDS = ("data", "model", "runs", "auc_mean", "auc_std", "logloss_mean", "logloss_std",
               "oracle_auc", "auc_gap_to_oracle", "params", "train_seconds", "examples_per_sec")
 
 
 def load_records(path: str) -> List[dict]:
   """Reads JSON lines; a bad line raises ValueError naming the file and line."""
-  records = []
-  with open(path) as fh:
-    for i, line in enumerate(fh, 1):
-      if not line.strip():
-        continue
-      try:
-        records.append(json.loads(line))
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{i}: not a JSON record: {e}") from e
-  return records
+  return records.load_jsonl(path)
 
 
 def _mean_std(values):

@@ -1,6 +1,10 @@
-r"""Regenerates the README's results sections from the recorded runs.
+r"""Regenerates the README's results sections from the tracked records.
 
   python -m benchmarks.render_readme        # what `make results` runs
+
+It runs no benchmark: it reads benchmarks/results/ (written by the benchmark
+programs only when given --record=PATH) and rewrites the rendered files there
+and the README's marked blocks.
 
 - AUC tables: benchmarks/results/auc_records.jsonl -> auc_<data>.md,
   auc_summary.csv, auc.png and the README's `auc-table:<data>` blocks.
@@ -22,11 +26,11 @@ from absl import app
 import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
 
 from benchmarks import auc_tables
-from benchmarks import throughput
+from benchmarks import records
+from benchmarks import throughput_report
 
-ROOT = os.environ.get("BUILD_WORKSPACE_DIRECTORY") or os.path.dirname(
-    os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(ROOT, "benchmarks", "results")
+ROOT = records.REPO_ROOT
+RESULTS = records.TRACKED_DIR
 
 
 def replace_block(text: str, name: str, content: str) -> str:
@@ -43,7 +47,7 @@ def throughput_markdown(record: dict) -> str:
   when = record.get("time", "")
   where = record.get("machine") or ""
   rev = record.get("git_revision") or ""
-  table = throughput.render_table(record, markdown=True).rstrip("\n")
+  table = throughput_report.render_table(record, markdown=True).rstrip("\n")
   head = f"Measured {when} on {where} (git {rev}); ratios are from one run, medians of timed windows."
   return f"{head}\n\n{table}\n"
 
@@ -73,7 +77,7 @@ def precision_markdown(float32_path: str, bfloat16_path: str) -> str:
 
 
 def main(argv):
-  readme = argv[1] if len(argv) > 1 else os.path.join(ROOT, "README.md")
+  readme = records.user_path(argv[1]) if len(argv) > 1 else os.path.join(ROOT, "README.md")
   auc_tables.render(os.path.join(RESULTS, "auc_records.jsonl"), RESULTS, readme)
   with open(os.path.join(RESULTS, "throughput.json")) as fh:
     record = json.load(fh)
