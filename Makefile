@@ -76,8 +76,14 @@ test-bazel: setup
 test: setup test-python test-bazel
 	@echo "==> all tests passed"
 
-# Regenerates the README's results section from the recorded benchmark runs.
+# Re-renders the README's results sections (and benchmarks/results/auc_*) from
+# the tracked records; it runs no benchmark. Records are added only by an
+# explicit --record, e.g. the maintainer's
+#   python -m benchmarks.auc --experiments=lr,dnn,dcn_v2 --seeds=3 \
+#       --record=benchmarks/results/auc_records.jsonl
+# (a user's run without --record writes to runs/benchmarks/ only).
 results: $(STAMP)
+	@echo "==> rendering README.md from benchmarks/results/ (tracked records)"
 	@$(VPY) -m benchmarks.render_readme README.md
 
 clean:

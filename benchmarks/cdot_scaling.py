@@ -10,9 +10,11 @@ warm-up, the ratio of the two, the largest tensor in each traced step graph
 subprocess that runs the step (measured; includes allocator overheads).
 
   .venv/bin/python benchmarks/cdot_scaling.py [--batch=512 --dim=16 --k=8 --fields=39,100,400]
+
+The figures are appended as one JSON line to <results>/cdot_scaling.jsonl
+(--results, default runs/benchmarks/) and, with --record=PATH, to PATH too.
 """
 
-import json
 import os
 import statistics
 import subprocess
@@ -31,6 +33,8 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks import common_flags  # noqa: E402,F401  (--results, --record)
+from benchmarks import records  # noqa: E402
 from ctr_zoo.layers.compressed_dot import CompressedDotProduct  # noqa: E402
 from ctr_zoo.layers.dot_interaction import DotInteraction  # noqa: E402
 
@@ -42,7 +46,6 @@ flags.DEFINE_list("fields", ["39", "100", "400"], "Numbers of fields n.")
 flags.DEFINE_integer("windows", 5, "Timed windows (the median is reported).")
 flags.DEFINE_integer("steps", 5, "Steps per timed window.")
 flags.DEFINE_string("only", None, "Internal: run one 'layer:n' and print its peak RSS growth.")
-flags.DEFINE_string("record", None, "Append the figures as one JSON line to this file.")
 
 
 def make_layer(name: str):
@@ -146,11 +149,11 @@ def main(argv):
           f"{dot['largest_mib']:>16.1f} / {cdot['largest_mib']:<15.1f} | "
           f"{dot['rss_mib']:>17.1f} / {cdot['rss_mib']:<15.1f}")
     rows.append(dict(n=n, **{f"{k}_{m}": v for k, f in figures.items() for m, v in f.items()}))
-  if FLAGS.record:
-    with open(FLAGS.record, "a") as f:
-      f.write(json.dumps(dict(benchmark="cdot_scaling", batch=FLAGS.batch, dim=FLAGS.dim, k=FLAGS.k,
-                              tf=tf.__version__, rows=rows)) + "\n")
-
+  record = dict(benchmark="cdot_scaling", time=records.now(), git_revision=records.git_revision(),
+                batch=FLAGS.batch, dim=FLAGS.dim, k=FLAGS.k, tf=tf.__version__, rows=rows)
+  written = records.write_records([record], records.results_dir(FLAGS.results),
+                                  "cdot_scaling.jsonl", FLAGS.record)
+  print("appended the record to " + " and ".join(written))
 
 if __name__ == "__main__":
   app.run(main)

@@ -125,7 +125,8 @@ def time_interleaved(runners: Dict[str, Runner], examples_per_step: int, warmup_
           for name, r in rates.items()}
 
 
-def cycle(step_fn: Callable[[Any, Any], Any], batches: Sequence[Tuple[Any, Any]]) -> Callable[[], Any]:
+def cycle(step_fn: Callable[[Any, Any], Any],
+          batches: Sequence[Tuple[Any, Any]]) -> Callable[[], Any]:
   """A zero-argument step that calls `step_fn(features, labels)` on `batches` in turn."""
   state = {"i": 0}
 

@@ -19,7 +19,9 @@ Runs are interleaved (repeat r runs every (size, method) before repeat r+1)
 so that machine load hits both methods alike. Prints the median wall time
 and rows/s over --repeats, CPU seconds (user + sys of the worker), the ratio
 of medians at N rows, and peak RSS (VmHWM, max over repeats) at N/2 and N
-rows; appends a JSON record to --record.
+rows; appends a JSON record to <results>/pipeline_throughput.jsonl (--results,
+default runs/benchmarks/) and, only with --record=PATH, to that tracked file
+(benchmarks/results/pipeline_throughput.jsonl).
 """
 
 import json
@@ -32,15 +34,16 @@ import time
 from absl import app
 from absl import flags
 
-ROOT = os.environ.get("BUILD_WORKSPACE_DIRECTORY") or os.path.dirname(
-    os.path.dirname(os.path.abspath(__file__)))
+from benchmarks import common_flags  # noqa: F401  (--results, --record)
+from benchmarks import records
+
+ROOT = records.REPO_ROOT
+RECORDS_FILE = "pipeline_throughput.jsonl"
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("rows", 2_000_000, "Rows of the large file (the small one has half).")
 flags.DEFINE_integer("repeats", 3, "Timed runs per (method, size); the median is reported.")
 flags.DEFINE_string("cache_dir", os.path.join(ROOT, "data_cache", "pipeline_bench"), "Data cache.")
-flags.DEFINE_string("record", os.path.join(ROOT, "benchmarks", "results", "pipeline_throughput.jsonl"),
-                    "JSON-lines file the result is appended to ('' = none).")
 flags.DEFINE_enum("worker", None, ["ours", "baseline"], "Internal: run one measurement.")
 flags.DEFINE_string("path", None, "Internal: the TSV of a worker run.")
 flags.DEFINE_string("out", None, "Internal: output dir of a worker run.")
@@ -171,17 +174,15 @@ def main(argv):
         f"(at {big // 2:,}: {ratio_small:.2f}x; CPU-time ratio at {big:,}: {cpu_ratio:.2f}x)")
   print(f"peak RSS growth {big // 2:,} -> {big:,} rows: ours {growth['ours']:.2f}x, "
         f"baseline {growth['baseline']:.2f}x")
-  if FLAGS.record:
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                         text=True, check=False).stdout.strip()
-    os.makedirs(os.path.dirname(FLAGS.record), exist_ok=True)
-    with open(FLAGS.record, "a") as fh:
-      fh.write(json.dumps({
-          "benchmark": "pipeline_throughput", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-          "git": rev, "rows": big, "repeats": FLAGS.repeats, "ratio": ratio,
-          "ratio_half": ratio_small, "cpu_ratio": cpu_ratio,
-          "rss_growth": growth,
-          "results": {f"{k}_{n}": v for (k, n), v in results.items()}}) + "\n")
+  record = {
+      "benchmark": "pipeline_throughput", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+      "git": records.git_revision(), "rows": big, "repeats": FLAGS.repeats, "ratio": ratio,
+      "ratio_half": ratio_small, "cpu_ratio": cpu_ratio,
+      "rss_growth": growth,
+      "results": {f"{k}_{n}": v for (k, n), v in results.items()}}
+  written = records.write_records([record], records.results_dir(FLAGS.results), RECORDS_FILE,
+                                  FLAGS.record)
+  print("appended the record to " + " and ".join(written))
   return 0
 
 

@@ -21,14 +21,16 @@ Model: p = sigma(w^T onehot(x) + b), fit with L2 penalty 1 / (2C) ||w||^2
 (lbfgs). C and min_count are chosen by validation AUC on the grid below; the
 chosen model is evaluated on test. lbfgs is deterministic, so one record is
 written (seeds do not matter), with model "sklearn_lr", in the same format as
-`experiments/benchmark.py` writes, so the AUC tables show an `sklearn_lr` row.
+`benchmarks/auc.py` writes, so the AUC tables show an `sklearn_lr` row. It is
+appended to <results>/auc_records.jsonl (--results, default runs/benchmarks/,
+the same file `benchmarks.auc` renders) and, only with
+--record=benchmarks/results/auc_records.jsonl, to the tracked records.
 This file is never imported by the library; scikit-learn is a benchmark-only
 dependency.
 """
 
-import json
 import os
-import subprocess
+import sys
 import time
 
 from absl import app
@@ -37,6 +39,8 @@ from absl import flags
 import numpy as np
 import pandas as pd
 
+from benchmarks import common_flags  # noqa: F401  (--results, --record)
+from benchmarks import records
 from ctr_zoo.datasets import synthetic
 from ctr_zoo.feature_columns import criteo as criteo_lib
 from experiments import common_flags  # noqa: F401  (--data)
@@ -50,9 +54,6 @@ flags.DEFINE_string("anchor_experiment", "lr_criteo",
 flags.DEFINE_list("c_grid", ["0.003", "0.01", "0.03", "0.1", "0.3", "1"],
                   "Inverse L2 strengths tried.")
 flags.DEFINE_list("min_counts", ["1", "2", "3", "5"], "Rare-value thresholds tried.")
-flags.DEFINE_string("anchor_records", os.path.join(data_lib.REPO_ROOT, "benchmarks", "results",
-                                            "auc_records.jsonl"), "JSON-lines records file.")
-flags.DEFINE_bool("write", True, "Append the record to --anchor_records.")
 
 
 def bucketize_int(values: pd.Series) -> pd.Series:
@@ -107,7 +108,7 @@ def main(argv):
   cfg = configs.get(FLAGS.anchor_experiment)
   path = FLAGS.data or cfg.data.path
   if not os.path.isfile(path):
-    print(f"error: data file {path!r} does not exist")
+    print(f"error: data file {path!r} does not exist", file=sys.stderr)
     return 1
   split = data_lib._split_of(cfg.data, 1)  # pylint: disable=protected-access
   df = read_criteo(path)
@@ -132,7 +133,7 @@ def main(argv):
   p = {s: clf.predict_proba(x[masks[s]])[:, 1] for s in ("valid", "test")}
   record = {
       "experiment": "sklearn_lr_" + cfg.data.name, "model": "sklearn_lr", "data": cfg.data.name,
-      "seed": 0, "git_revision": _git_revision(),
+      "seed": 0, "git_revision": records.git_revision(),
       "data_fingerprint": data_lib._fingerprint([path], cfg.data),  # pylint: disable=protected-access
       "split_rows": {s: int(m.sum()) for s, m in masks.items()},
       "auc": synthetic.auc(y[masks["test"]], p["test"]),
@@ -144,28 +145,14 @@ def main(argv):
       "config": {"min_count": min_count, "C": c, "int_buckets": "floor(ln(x)^2) for x > 2",
                  "sweep": sweep, "split": {"fractions": list(split.fractions),
                                            "seed": split.seed}},
-      "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+      "time": records.now(),
   }
   print(f"chosen min_count {min_count}, C {c:g}: valid AUC {valid_auc:.4f}, test AUC "
         f"{record['auc']:.4f}, logloss {record['logloss']:.4f} ({x.shape[1]:,} features)")
-  if FLAGS.write:
-    with open(FLAGS.anchor_records, "a") as fh:
-      fh.write(json.dumps(record, sort_keys=True) + "\n")
-    print(f"appended to {FLAGS.anchor_records}")
+  written = records.write_records([record], records.results_dir(FLAGS.results),
+                                  "auc_records.jsonl", FLAGS.record)
+  print("appended the record to " + " and ".join(written))
   return 0
-
-
-def _git_revision() -> str:
-  """HEAD's short hash (+ "-dirty"), as experiments/benchmark.py records it."""
-  try:
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=data_lib.REPO_ROOT,
-                         capture_output=True, text=True, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                           cwd=data_lib.REPO_ROOT, capture_output=True, text=True).stdout.strip()
-    return rev + ("-dirty" if dirty else "")
-  except (OSError, subprocess.CalledProcessError):
-    return "unknown"
-
 
 if __name__ == "__main__":
   app.run(main)

@@ -11,12 +11,14 @@ matters is the ratio of the largest to the smallest V for each optimizer.
 
     .venv/bin/python benchmarks/sparse_step_time.py
     .venv/bin/python benchmarks/sparse_step_time.py --vocab_sizes=10000,1000000 --optimizers=ftrl
+
+The record is appended to <results>/sparse_step_time.jsonl (--results, default
+runs/benchmarks/) and, with --record=PATH, to PATH too.
 """
 
 import gc
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -29,6 +31,8 @@ import numpy as np  # noqa: E402
 import ctr_zoo  # noqa: E402,F401  (selects Keras 2 before TensorFlow)
 import tensorflow as tf  # noqa: E402
 
+from benchmarks import common_flags  # noqa: E402,F401  (--results, --record)
+from benchmarks import records  # noqa: E402
 from ctr_zoo.optimizers import adagrad  # noqa: E402
 from ctr_zoo.optimizers import ftrl  # noqa: E402
 from ctr_zoo.optimizers import group_lasso_ftrl  # noqa: E402
@@ -44,7 +48,6 @@ flags.DEFINE_integer("warmup_steps", 3, "Untimed steps (tracing, slot creation).
 flags.DEFINE_integer("windows", 5, "Timed windows; the median is reported.")
 flags.DEFINE_float("window_seconds", 1.0, "Target length of one window (steps per window derive from it).")
 flags.DEFINE_integer("seed", 0, "Seed of the id batches and the table.")
-flags.DEFINE_string("record_path", None, "If set, append one JSON line with the figures here.")
 
 OPTIMIZERS = {
     "ftrl": lambda: ftrl.Ftrl(learning_rate=0.01),
@@ -102,14 +105,6 @@ def time_sizes(name, vocab_sizes, id_batches, weights):
   return {vocab: 1000.0 * float(np.median(t)) for vocab, t in per_step.items()}
 
 
-def git_revision():
-  try:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.abspath(__file__)), check=False).stdout.strip() or None
-  except OSError:
-    return None
-
-
 def main(argv):
   del argv
   vocab_sizes = [int(v) for v in FLAGS.vocab_sizes]
@@ -131,13 +126,14 @@ def main(argv):
     results[name] = row
     ratio = row[max(vocab_sizes)] / row[min(vocab_sizes)]
     print(f"{name:<18}" + "".join(f"{row[v]:>14.2f}" for v in vocab_sizes) + f"{ratio:>17.2f}x", flush=True)
-  record = {"benchmark": "sparse_step_time", "git_revision": git_revision(), "seed": FLAGS.seed,
+  record = {"benchmark": "sparse_step_time", "time": records.now(),
+            "git_revision": records.git_revision(), "seed": FLAGS.seed,
             "dim": FLAGS.dim, "batch": FLAGS.batch, "id_range": FLAGS.id_range, "windows": FLAGS.windows,
             "tensorflow": tf.__version__, "ms_per_step": {k: {str(v): t for v, t in r.items()} for k, r in results.items()}}
   print(json.dumps(record))
-  if FLAGS.record_path:
-    with open(FLAGS.record_path, "a", encoding="utf-8") as f:
-      f.write(json.dumps(record) + "\n")
+  written = records.write_records([record], records.results_dir(FLAGS.results),
+                                  "sparse_step_time.jsonl", FLAGS.record)
+  print("appended the record to " + " and ".join(written))
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 if __name__ == "__main__" and __package__ in (None, ""):
   # `python benchmarks/throughput.py`: make the project root importable.
@@ -86,7 +86,8 @@ flags.DEFINE_integer("steps_per_window", 3, "Steps per timed window.")
 flags.DEFINE_integer("num_windows", 5, "Timed windows; the median is reported.")
 flags.DEFINE_integer("num_batches", 4, "Distinct cached batches cycled through.")
 flags.DEFINE_enum("jit", "auto", ["auto", "on", "off"],
-                  "XLA jit_compile of ctr_zoo's dense part: auto measures both and keeps the faster.")
+                  "XLA jit_compile of ctr_zoo's dense part: auto measures both and keeps the "
+                  "faster.")
 flags.DEFINE_bool("bfloat16", True,
                   "Also time ctr_zoo's model built with precision='mixed_bfloat16' against the "
                   "DeepCTR peer built under the 'mixed_bfloat16' policy (reported beside the "
@@ -179,7 +180,8 @@ def benchmark_model(model_name: str, sizes: workload.BenchSizes, spec, batches,
         if name.startswith("ctr_zoo/"):
           zoo["modes"].setdefault(name.split("/")[1], {})["error"] = _error(e2)
         elif name == "deepctr_bf16":
-          peer.setdefault("bf16", {})["note"] = f"DeepCTR under {workload.BF16_POLICY}: {_error(e2)}"
+          peer.setdefault("bf16", {})["note"] = (
+              f"DeepCTR under {workload.BF16_POLICY}: {_error(e2)}")
         elif name == "deepctr":
           peer["error"] = _error(e2)
         else:

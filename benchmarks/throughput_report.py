@@ -132,7 +132,8 @@ def _cells(r: Dict[str, Any]) -> list:
       fmt(r.get("train_mflop_per_example"), ".2f"), fmt(r.get("roofline_gflops"), ".1f"),
       fmt_rate(r.get("roofline_examples_per_sec")), frac_s, _percent(peer_frac),
       fmt(best, ".2f", "x"), fmt(r.get("embedding_step_ms"), ".1f"),
-      fmt_rate(r.get("ceiling_examples_per_sec")), fmt(r.get("ceiling_ratio_to_deepctr"), ".2f", "x"),
+      fmt_rate(r.get("ceiling_examples_per_sec")),
+      fmt(r.get("ceiling_ratio_to_deepctr"), ".2f", "x"),
       fmt_rate(r.get("bf16_examples_per_sec")), fmt_rate(peer_bf16.get("examples_per_sec")),
       fmt(bf16_ratio(r), ".2f", "x"), _percent(r.get("bf16_fraction_of_bf16_roofline")),
       fmt(rss, ".0f"), r.get("jit_compile", "-") if r.get("examples_per_sec") else "-",
@@ -146,7 +147,8 @@ def _bf16_note(record: Dict[str, Any]) -> Optional[str]:
     return None
   text = ("bf16 columns: the same ctr_zoo model built with precision='mixed_bfloat16' (bfloat16 "
           "compute, float32 variables, logit and loss), timed in the same interleaved windows; its "
-          f"roofline is a bfloat16 tf.matmul (median {statistics.median(bf16_roofs):.0f} GFLOP/s). ")
+          f"roofline is a bfloat16 tf.matmul (median {statistics.median(bf16_roofs):.0f} "
+          "GFLOP/s). ")
   peers = [(r["model"], (r.get("deepctr") or {}).get("bf16") or {}) for r in models
            if (r.get("deepctr") or {}).get("examples_per_sec")]
   ran = [(m, p) for m, p in peers if p.get("examples_per_sec")]

@@ -7,7 +7,7 @@ import importlib
 from tests import testing
 
 CLI_MODULES = (
-    "experiments.train", "experiments.evaluate", "experiments.preprocess", "experiments.benchmark",
+    "experiments.train", "experiments.evaluate", "experiments.preprocess", "benchmarks.auc",
     "benchmarks.throughput", "benchmarks.sklearn_anchor", "benchmarks.regularization_sweep",
     "benchmarks.render_readme",
 )
