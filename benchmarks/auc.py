@@ -47,6 +47,8 @@ from experiments import runner
 RECORDS_FILE = "auc_records.jsonl"
 
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(common_flags)
+flags.adopt_module_key_flags(experiment_flags)
 flags.DEFINE_list("experiments", ["lr", "dnn", "dcn_v2"],
                   "Model names (combined with --data_setup) or full experiment names.")
 flags.DEFINE_string("data_setup", "synthetic", "Data setup for bare model names.")

@@ -39,6 +39,7 @@ from ctr_zoo.layers.compressed_dot import CompressedDotProduct  # noqa: E402
 from ctr_zoo.layers.dot_interaction import DotInteraction  # noqa: E402
 
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(common_flags)
 flags.DEFINE_integer("batch", 512, "Batch size B.")
 flags.DEFINE_integer("dim", 16, "Field width d.")
 flags.DEFINE_integer("k", 8, "CompressedDotProduct projections k.")

@@ -41,6 +41,7 @@ ROOT = records.REPO_ROOT
 RECORDS_FILE = "pipeline_throughput.jsonl"
 
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(common_flags)
 flags.DEFINE_integer("rows", 2_000_000, "Rows of the large file (the small one has half).")
 flags.DEFINE_integer("repeats", 3, "Timed runs per (method, size); the median is reported.")
 flags.DEFINE_string("cache_dir", os.path.join(ROOT, "data_cache", "pipeline_bench"), "Data cache.")

@@ -36,6 +36,8 @@ from experiments import configs
 from experiments import runner
 
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(common_flags)
+flags.adopt_module_key_flags(experiment_flags)
 flags.DEFINE_list("sweep_models", ["dnn", "dcn_v2"], "Model names.")
 flags.DEFINE_string("sweep_data_setup", "criteo", "Data setup.")
 flags.DEFINE_list("embedding_l2", ["1e-5", "1e-4"], "Embedding L2 values.")

@@ -43,11 +43,13 @@ from benchmarks import common_flags  # noqa: F401  (--results, --record)
 from benchmarks import records
 from ctr_zoo.datasets import synthetic
 from ctr_zoo.feature_columns import criteo as criteo_lib
-from experiments import common_flags  # noqa: F401  (--data)
+from experiments import common_flags as experiment_flags  # noqa: F401  (--data)
 from experiments import configs
 from experiments import data as data_lib
 
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(common_flags)
+flags.adopt_module_key_flags(experiment_flags)
 flags.DEFINE_string("anchor_experiment", "lr_criteo",
                     "Experiment whose data config and split are used.")
 # --data (a raw Criteo TSV; default: the experiment's data.path) is the shared flag.

@@ -38,6 +38,7 @@ from ctr_zoo.optimizers import ftrl  # noqa: E402
 from ctr_zoo.optimizers import group_lasso_ftrl  # noqa: E402
 
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(common_flags)
 flags.DEFINE_list("vocab_sizes", ["10000", "1000000", "10000000"], "Table sizes V.")
 flags.DEFINE_list("optimizers", ["ftrl", "group_lasso_ftrl", "adagrad", "keras_adagrad", "keras_adam"],
                   "Optimizers to time.")

@@ -70,6 +70,7 @@ FLOP_COUNT = ("training FLOPs per example = 3 x the forward matmul FLOPs (MatMul
               "Einsum, Conv) counted from each model's traced forward graph")
 
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(common_flags)
 flags.DEFINE_list("models", list(workload.ALL_MODELS), "Models to benchmark.")
 flags.DEFINE_integer("batch_size", 4096, "Training batch size.")
 flags.DEFINE_integer("num_fields", 26, "Categorical fields.")
