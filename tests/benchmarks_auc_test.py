@@ -143,7 +143,9 @@ class AucCliTest(testing.TestCase):
     os.makedirs(tmp)
     tracked = os.path.join(work, "tracked", "auc_records.jsonl")
     before = _snapshot(testing.PROJECT_ROOT)
-    env = dict(os.environ, TMPDIR=tmp, CTR_ZOO_CACHE=cache, TF_CPP_MIN_LOG_LEVEL="3")
+    # No byte-code cache: under Bazel it would be written below TMPDIR.
+    env = dict(os.environ, TMPDIR=tmp, CTR_ZOO_CACHE=cache, TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONDONTWRITEBYTECODE="1")
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.auc", "--experiments=lr", "--seeds=1",
          f"--params_override={TINY}", f"--results={results}", f"--record={tracked}"],
