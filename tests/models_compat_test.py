@@ -46,15 +46,16 @@ class GraphVersionTest(testing.TestCase):
     self.assertIsInstance(old.get_layer("dnn").dense_layers[0], tf.keras.layers.Dense)
     with self.assertRaisesRegex(base.ModelConfigError, r"graph_version must be one of \(1, 2\), got 3"):
       type(model).from_config(dict(config, graph_version=3))
-    self.assertEqual(base.graph_version(), base.GRAPH_VERSION)  # the context is restored
+    # The version is an argument of the model, not process state: a new model is version 2.
+    self.assertEqual(models.build("deepfm", spec, **small_overrides("deepfm")).graph_version,
+                     base.GRAPH_VERSION)
 
   def test_versions_share_variables_and_compute_the_same(self):
     spec = small_criteo_spec()
     x = as_tensors(spec, random_inputs(spec, 16, self.rng))
     for name in FIELD_MODELS:
       new = models.build(name, spec, **small_overrides(name))
-      with base.building_graph_version(1):
-        old = models.build(name, spec, **small_overrides(name))
+      old = models.get(name)(spec, small_overrides(name), graph_version=1)
       self.assertEqual(old.graph_version, 1, name)
       self.assertEqual([(v.name, v.shape) for v in old.weights],
                        [(v.name, v.shape) for v in new.weights], name)

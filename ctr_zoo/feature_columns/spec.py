@@ -368,7 +368,8 @@ class FeatureSpec:
   def with_embedding_dim(self, dim: int) -> "FeatureSpec":
     """The same spec with every id feature's embedding_dim set to `dim`."""
     return self.with_features(
-        dataclasses.replace(f, embedding_dim=dim) if hasattr(f, "embedding_dim") else f
+        dataclasses.replace(f, embedding_dim=dim)
+        if isinstance(f, SequenceFeature) or f.is_categorical else f
         for f in self.features)
 
   def input_dtype(self, feature: Feature):

@@ -5,7 +5,9 @@ Interaction blocks: `CrossNet` (DCN-V2), `CrossNetMix` (DCN-Mix), `VectorCrossNe
 `FactorizationMachine` (FM/DeepFM), `DotInteraction` (DLRM), `CIN` (xDeepFM),
 `MultiHeadSelfAttention` (AutoInt). Building blocks: `FeatureEmbedding`,
 `LinearLogit`, `MLP` (and `NumericFieldDense`, its first layer over a field
-stack with numeric fields x_j v_j). All are registered as "ctr_zoo>ClassName".
+stack with numeric fields x_j v_j), the tower built from a `TowerConfig`,
+`DenseFieldEmbedding` (numeric fields as fields x_j v_j), `SequencePooling`
+and `SequenceMask`. All are registered as "ctr_zoo>ClassName".
 """
 
 from ctr_zoo.layers.attention import MultiHeadSelfAttention
@@ -21,10 +23,14 @@ from ctr_zoo.layers.fm import FactorizationMachine
 from ctr_zoo.layers.initializers import clone_initializer
 from ctr_zoo.layers.linear import LinearLogit
 from ctr_zoo.layers.mlp import MLP, NumericFieldDense
+from ctr_zoo.layers.numeric_fields import DenseFieldEmbedding
+from ctr_zoo.layers.sequence import SequenceMask, SequencePooling
+from ctr_zoo.layers.tower import TowerConfig, build_tower
 
 __all__ = [
     "CIN", "CoActionUnit", "CompressedDotProduct", "CrossNet", "CrossNetMix",
-    "DotInteraction", "FactorizationMachine", "FeatureEmbedding", "LinearLogit", "MLP",
-    "MultiHeadSelfAttention", "NumericFieldDense", "VectorCrossNet", "clone_initializer",
-    "co_action_param_width",
+    "DenseFieldEmbedding", "DotInteraction", "FactorizationMachine", "FeatureEmbedding",
+    "LinearLogit", "MLP", "MultiHeadSelfAttention", "NumericFieldDense", "SequenceMask",
+    "SequencePooling", "TowerConfig", "VectorCrossNet", "clone_initializer",
+    "build_tower", "co_action_param_width",
 ]

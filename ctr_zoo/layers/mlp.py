@@ -164,7 +164,7 @@ class NumericFieldDense(tf.keras.layers.Layer):
   Args:
     units: int >= 1. h.
     numeric_embedding: a built layer whose `kernel` is V (m, d), e.g.
-      `ctr_zoo.models.blocks.DenseFieldEmbedding`.
+      `ctr_zoo.layers.DenseFieldEmbedding`.
     use_bias: bool. Defaults to True.
     kernel_initializer: initializer of K. Defaults to "glorot_uniform".
     bias_initializer: initializer of b. Defaults to "zeros".

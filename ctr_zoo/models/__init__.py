@@ -2,20 +2,23 @@
 
   from ctr_zoo import models
   models.names()   # every registered model name
-  model = models.build("dcn_v2", fitted_spec, projection_dim=64)
+  model = models.build("dcn_v2", fitted_spec, projection_dim=64,
+                       embedding={"dim": 32}, tower={"dims": (256, 256)})
   model.logit_model            # same layers, logit output
   model.embedding_variables    # tables (sparse optimizer)
   model.dense_variables        # everything else
 
 Every model is a `CTRModel` (see `ctr_zoo.models.base`): a functional Keras
-model built from a fitted `FeatureSpec` and a config dataclass, registered so
-`tf.keras.models.load_model` works after `import ctr_zoo`.
+model built from a fitted `FeatureSpec` and a config dataclass, assembled from
+the stages in `ctr_zoo.models.parts` (embed -> interaction -> tower ->
+combine), registered so `tf.keras.models.load_model` works after
+`import ctr_zoo`.
 """
 
 from ctr_zoo.models import base
-from ctr_zoo.models import blocks
+from ctr_zoo.models import parts
 from ctr_zoo.models.autoint import AutoInt, AutoIntConfig
-from ctr_zoo.models.base import CTRModel, ModelConfigError
+from ctr_zoo.models.base import CTRModel, EmbeddingConfig, ModelConfigError, TowerConfig
 from ctr_zoo.models.can import CAN, CANConfig
 from ctr_zoo.models.cdot import CDot, CDotConfig
 from ctr_zoo.models.dcn import DCN, DCNConfig
@@ -32,7 +35,7 @@ from ctr_zoo.models.xdeepfm import XDeepFM, XDeepFMConfig
 
 __all__ = [
     "AutoInt", "AutoIntConfig", "CAN", "CANConfig", "CDot", "CDotConfig", "CTRModel",
-    "DCN", "DCNConfig", "DCNMix", "DCNMixConfig", "DCNV2", "DCNV2Config", "DLRM", "DLRMConfig", "DNN", "DNNConfig",
+    "DCN", "DCNConfig", "EmbeddingConfig", "TowerConfig", "DCNMix", "DCNMixConfig", "DCNV2", "DCNV2Config", "DLRM", "DLRMConfig", "DNN", "DNNConfig",
     "DeepFM", "DeepFMConfig", "FM", "FMConfig", "LRConfig", "LogisticRegression",
     "ModelConfigError", "WideDeep", "WideDeepConfig", "XDeepFM", "XDeepFMConfig",
     "build", "config_class", "get", "names", "register_model",
