@@ -62,8 +62,9 @@ class CompressedDotProduct(tf.keras.layers.Layer):
     >>> CompressedDotProduct(4)(tf.ones((2, 10, 8))).shape
     TensorShape([2, 72])
 
-  References: the notes' "CDot" section; Wukong's optimized FM
-  (arXiv 2403.02545, X (X^T Y)); Meta's DotCompress; torchrec DLRM_Projection.
+  References: random projections preserve pairwise geometry (the
+  Johnson-Lindenstrauss lemma); Wukong's optimized FM (arXiv 2403.02545,
+  X (X^T Y)); Meta's DotCompress; torchrec's DLRM_Projection.
   """
 
   def __init__(self,
