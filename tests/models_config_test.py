@@ -4,6 +4,7 @@ import dataclasses
 from unittest import mock
 
 from absl.testing import parameterized
+import numpy as np
 
 from tests import testing
 from tests.models_zoo_test import DIM, random_inputs, small_criteo_spec, small_overrides, spec_for
@@ -63,7 +64,7 @@ def variants(name):
 class ModelConfigTest(testing.TestCase, parameterized.TestCase):
 
   @parameterized.named_parameters(*[(n, n) for n in models.names()])
-  def test_every_config_field_is_read_when_the_model_is_built(self, name):
+  def test_every_config_field_is_read_when_the_model_is_built_or_trained(self, name):
     read = set()
     real_config_from = base.config_from
 
@@ -75,8 +76,9 @@ class ModelConfigTest(testing.TestCase, parameterized.TestCase):
         mock.patch.object(base.CTRModel, "_check_shared_weights", lambda self: None):
       for overrides in variants(name):
         tf.keras.backend.clear_session()
-        models.get(name)(spec, base.config_from(models.config_class(name), None, **overrides)
-                         ._config)
+        model = models.get(name)(spec, base.config_from(models.config_class(name), None,
+                                                        **overrides)._config)
+        model.training_loss(random_inputs(spec, 4, self.rng), np.ones(4))  # fields used in training
     unread = sorted(all_fields(models.config_class(name)()) - read)
     self.assertEqual(unread, [], f"{name}: config fields never read when building the model")
 

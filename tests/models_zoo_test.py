@@ -33,6 +33,8 @@ SMALL = {
     "embedding": {"dim": DIM}, "tower": {"dims": (16,), "dropout": 0.0}, "bottom_dims": (8,),
     "cin_layer_sizes": (4, 4), "num_cross_layers": 2, "low_rank": 4, "num_experts": 2,
     "num_attention_layers": 1, "head_dim": 4, "num_projections": 3, "second_num_projections": 2,
+    "stream1": {"dims": (8,), "dropout": 0.0}, "stream2": {"dims": (12,), "dropout": 0.0},
+    "gate_hidden_dims": (8,), "num_deep_cross_layers": 2, "num_shallow_cross_layers": 2,
 }
 
 

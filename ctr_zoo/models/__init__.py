@@ -24,19 +24,23 @@ from ctr_zoo.models.cdot import CDot, CDotConfig
 from ctr_zoo.models.dcn import DCN, DCNConfig
 from ctr_zoo.models.dcn_mix import DCNMix, DCNMixConfig
 from ctr_zoo.models.dcn_v2 import DCNV2, DCNV2Config
+from ctr_zoo.models.dcnv3 import DCNv3, DCNv3Config
 from ctr_zoo.models.deepfm import DeepFM, DeepFMConfig
 from ctr_zoo.models.dlrm import DLRM, DLRMConfig
 from ctr_zoo.models.dnn import DNN, DNNConfig
 from ctr_zoo.models.fm import FM, FMConfig
+from ctr_zoo.models.finalmlp import FinalMLP, FinalMLPConfig
+from ctr_zoo.models.gdcn import GDCN, GDCNConfig
 from ctr_zoo.models.lr import LogisticRegression, LRConfig
 from ctr_zoo.models.registry import build, config_class, get, names, register_model
 from ctr_zoo.models.wide_deep import WideDeep, WideDeepConfig
 from ctr_zoo.models.xdeepfm import XDeepFM, XDeepFMConfig
 
 __all__ = [
-    "AutoInt", "AutoIntConfig", "CAN", "CANConfig", "CDot", "CDotConfig", "CTRModel",
-    "DCN", "DCNConfig", "EmbeddingConfig", "TowerConfig", "DCNMix", "DCNMixConfig", "DCNV2", "DCNV2Config", "DLRM", "DLRMConfig", "DNN", "DNNConfig",
-    "DeepFM", "DeepFMConfig", "FM", "FMConfig", "LRConfig", "LogisticRegression",
-    "ModelConfigError", "WideDeep", "WideDeepConfig", "XDeepFM", "XDeepFMConfig",
-    "build", "config_class", "get", "names", "register_model",
+    "AutoInt", "AutoIntConfig", "CAN", "CANConfig", "CDot", "CDotConfig", "CTRModel", "DCN",
+    "DCNConfig", "DCNMix", "DCNMixConfig", "DCNV2", "DCNV2Config", "DCNv3", "DCNv3Config", "DLRM",
+    "DLRMConfig", "DNN", "DNNConfig", "DeepFM", "DeepFMConfig", "EmbeddingConfig", "FM",
+    "FMConfig", "FinalMLP", "FinalMLPConfig", "GDCN", "GDCNConfig", "LRConfig",
+    "LogisticRegression", "ModelConfigError", "TowerConfig", "WideDeep", "WideDeepConfig",
+    "XDeepFM", "XDeepFMConfig", "build", "config_class", "get", "names", "register_model",
 ]

@@ -298,6 +298,19 @@ class CTRModel(tf.keras.Model):
     """The (B, 1) logit from the model's `Parts` (its inputs and their embeddings)."""
     raise NotImplementedError(f"{cls.__name__} must implement build_logit")
 
+  def training_loss(self, features, labels):
+    """The data loss of one training batch and the click probabilities (B, 1).
+
+    Mean binary cross-entropy of `labels` (B,) or (B, 1) and the model's
+    probabilities in training mode; layer losses (`self.losses`, e.g. the
+    embedding L2) are NOT included: the trainer adds them. Models trained
+    with an auxiliary loss (DCNv3's Tri-BCE) override this.
+    """
+    labels = tf.reshape(tf.cast(labels, tf.float32), (-1, 1))  # (B, 1)
+    probabilities = self(features, training=True)  # (B, 1)
+    loss = tf.reduce_mean(tf.keras.losses.binary_crossentropy(labels, probabilities))
+    return loss, probabilities
+
   # --- what the model was built from ----------------------------------------
   @property
   def spec(self) -> spec_lib.FeatureSpec:
