@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from ctr_zoo import checks
 from ctr_zoo import serialization
 
 # Dense path when V <= DEFAULT_DENSE_ROW_FACTOR * (ids looked up in the batch).
@@ -63,8 +64,7 @@ class Adagrad(tf.keras.optimizers.legacy.Adagrad):
                **kwargs):
     super().__init__(learning_rate=learning_rate, initial_accumulator_value=initial_accumulator_value,
                      epsilon=epsilon, name=name, **kwargs)
-    if dense_row_factor < 0:
-      raise ValueError(f"`dense_row_factor` must be >= 0, got dense_row_factor={dense_row_factor!r}.")
+    checks.non_negative(dense_row_factor, "Adagrad dense_row_factor")
     self.dense_row_factor = float(dense_row_factor)
 
   def _coefficients(self, var, apply_state):
