@@ -110,7 +110,7 @@ def source_files(path: str) -> List[str]:
     files.extend(matched)
   for file in files:
     if not os.path.isfile(file):
-      raise FileNotFoundError(f"--data file {file!r} does not exist")
+      raise FileNotFoundError(f"data file {file!r} does not exist (data.path or --data)")
   return files
 
 

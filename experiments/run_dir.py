@@ -133,7 +133,7 @@ def prepare(model_dir: str, params: Mapping[str, Any], overwrite: bool = False) 
     if old_keys and not overwrite:
       raise ExperimentMismatchError(
           f"model_dir {model_dir!r} was written by an older ctr_zoo (its {PARAMS_FILE} has "
-          + ", ".join(f"{k}, now {LEGACY_KEYS[k]}" for k in old_keys)
+          + ", ".join(f"{k} (now {LEGACY_KEYS[k]})" for k in old_keys)
           + "): it cannot be resumed; pass --overwrite to train it again, or choose another "
           "--model_dir (experiments.evaluate still reads it)")
     if old == params:

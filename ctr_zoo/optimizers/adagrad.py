@@ -6,10 +6,8 @@ from ctr_zoo import checks
 from ctr_zoo import serialization
 
 # Dense path when V <= DEFAULT_DENSE_ROW_FACTOR * (ids looked up in the batch).
-# Measured (2-core EPYC, TF 2.21, 26 tables of dim 16, 4096 uniform ids each,
-# ms per step for all 26 updates): V = 10k: TF sparse kernel 42.0, gather /
-# scatter 20.9, dense 14.7; V = 20k: 46.2 / 21.2 / 19.0; V = 40k: 52.1 / 22.8 /
-# 34.3. The crossover is near V = 6 n; 4 keeps a margin.
+# Timing both paths on tables of dim 16 put their crossover near V = 6 n;
+# 4 keeps a margin.
 DEFAULT_DENSE_ROW_FACTOR = 4.0
 
 
