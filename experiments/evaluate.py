@@ -82,7 +82,7 @@ def predict_run(model_dir: str, split: str, data: str, batch_size=None):
   model = zoo.build_model(cfg.model, spec)
   optimizer = zoo.build_optimizer(cfg.optimizer, model)
   trainer = training.Trainer(model, optimizer, cfg.trainer, model_dir)
-  if trainer.restore() is None:
+  if trainer.restore(expect_partial=True) is None:
     raise FileNotFoundError(f"{model_dir} has no checkpoint to evaluate")
   data_cfg = data_lib.with_data_flag(cfg.data, data)
   with tempfile.TemporaryDirectory(prefix="ctr_zoo_evaluate_") as work:

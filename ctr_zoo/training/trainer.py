@@ -256,12 +256,20 @@ class Trainer:
     return self._train_step
 
   # --- checkpoints --------------------------------------------------------
-  def restore(self) -> Optional[str]:
-    """Restores the latest checkpoint of model_dir, if any; returns its path."""
+  def restore(self, expect_partial: bool = False) -> Optional[str]:
+    """Restores the latest checkpoint of model_dir, if any; returns its path.
+
+    Args:
+      expect_partial: bool. For a caller that only predicts: checkpointed
+        values nothing has created yet (optimizer slots, RNG states) are
+        expected and not reported. Defaults to False.
+    """
     if self.manager is None or self.manager.latest_checkpoint is None:
       return None
     path = self.manager.latest_checkpoint
-    self.checkpoint.restore(path).assert_existing_objects_matched()
+    status = self.checkpoint.restore(path).assert_existing_objects_matched()
+    if expect_partial:
+      status.expect_partial()
     logging.info("restored %s: step %d, epoch %d, batch %d", path, int(self.global_step),
                  int(self.epoch), int(self.batch_in_epoch))
     return path
