@@ -5,9 +5,12 @@ from absl import flags
 flags.DEFINE_string(
     "data", "",
     "Raw data file(s) (Criteo TSV, CSV with a header, Parquet; path, glob or comma list) "
-    "or a prepared data directory; empty = the built-in synthetic data. For evaluate "
-    "--export_dir: a raw TSV file with the label first.")
+    "or a prepared data directory; empty = the experiment's own data (the built-in "
+    "synthetic data unless the data setup names a file). evaluate --model_dir: raw file(s) "
+    "scored with the run's fitted spec (empty = the run's --eval_split); --export_dir: a "
+    "raw TSV file with the label first.")
 flags.DEFINE_string("model_dir", "", "Run directory (train: default runs/<experiment>).")
 flags.DEFINE_string(
     "params_override", "",
-    "Comma-separated dotted overrides, e.g. trainer.epochs=2,model.params.dropout=0.1")
+    "Comma-separated dotted overrides, e.g. trainer.epochs=2,input.batch_size=512,"
+    "model.params.tower.dropout=0.1")

@@ -1,21 +1,26 @@
 """Data for the experiment targets: raw or synthetic rows -> cached Parquet shards.
 
-`prepare(data_config, data_flag)` returns a `PreparedData`: the fitted
-FeatureSpec, one shard directory per split (train / valid / test), split
-sizes, a fingerprint of the data and, for synthetic data, the oracle metrics
-of each split. Everything is produced with `ctr_zoo.datasets` (fit on the
-train split, transform every split) and cached under the cache root
-($CTR_ZOO_CACHE, else `data_cache/` in the repository root, git-ignored),
-keyed by the source files (path, size, mtime) and the data config, so a second
-run starts training at once.
+`prepare(data_config)` returns a `PreparedData`: the fitted FeatureSpec, one
+shard directory per split (train / valid / test), split sizes, a fingerprint
+of the data and, for synthetic data, the oracle metrics of each split.
+Everything is produced with `ctr_zoo.datasets` (fit on the train split,
+transform every split) and cached under the cache root ($CTR_ZOO_CACHE, else
+`data_cache/` in the repository root, git-ignored), keyed by the identity of
+the source files (path, size, mtime) and the data settings that change the
+shards (split, transform, min_count, hash_buckets, synthetic settings) - not
+by the experiment or the model - so a second run starts training at once.
 
-`--data` may be:
-- empty: the built-in synthetic Criteo-style data (generated on first use);
+`--data` (read by `data_path` / `with_data_flag`, the only readers) may be:
+- empty: the data setup's own source (the built-in synthetic data, generated
+  on first use, or the setup's default file);
 - a raw file / glob / comma-separated list of files (Criteo TSV, CSV with a
   header, Parquet). For split="by_day" give one file per day, in order
   (e.g. Kaggle train.txt cut into 7 equal parts: `split -n l/7 train.txt day_`);
 - a directory written by `experiments/preprocess.py` or a previous run (it
   holds spec.json and train/, valid/, test/ shard directories): used as is.
+
+A trained run is evaluated with its own fitted spec (`run_split`,
+`transform_files`): never refitted.
 """
 
 from __future__ import annotations
@@ -35,18 +40,19 @@ from ctr_zoo.datasets import splits as splits_lib
 from ctr_zoo.datasets import synthetic
 from ctr_zoo.feature_columns import criteo as criteo_lib
 from ctr_zoo.feature_columns import spec as spec_lib
+from experiments import paths
 from experiments.configs import base
 
-# Under `bazel run` this file sits in a runfiles tree; Bazel names the real
-# workspace in BUILD_WORKSPACE_DIRECTORY.
-REPO_ROOT = os.environ.get("BUILD_WORKSPACE_DIRECTORY") or os.path.dirname(
-    os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = paths.REPO_ROOT  # for callers of data.REPO_ROOT; the owner is experiments.paths
 SPLITS = ("train", "valid", "test")
+SPEC_FILE = "spec.json"
+# Written last into a cache entry: its presence marks the entry complete.
+_COMPLETE_FILE = "oracle.json"
 
 
 def cache_root() -> str:
-  """$CTR_ZOO_CACHE, else <repo>/data_cache (git-ignored)."""
-  return os.environ.get("CTR_ZOO_CACHE") or os.path.join(REPO_ROOT, "data_cache")
+  """$CTR_ZOO_CACHE, else <repo>/data_cache (see experiments.paths)."""
+  return paths.cache_root()
 
 
 @dataclasses.dataclass
@@ -76,27 +82,59 @@ class PreparedData:
                                        shuffle=shuffle, seed=seed, skip_batches=skip_batches)
 
 
-def _sources(data_flag: str) -> List[str]:
-  paths = []
-  for item in data_flag.split(","):
+def data_path(flag: str) -> str:
+  """--data as recorded in `data.path`: absolute when it names an existing path.
+
+  Globs and comma-separated lists are kept as given (expanded by
+  `source_files`).
+  """
+  flag = (flag or "").strip()
+  return os.path.abspath(flag) if flag and os.path.exists(flag) else flag
+
+
+def with_data_flag(cfg: base.DataConfig, flag: str) -> base.DataConfig:
+  """`cfg` reading --data: a copy with source="file" and path=`data_path(flag)` (cfg if empty)."""
+  if not flag:
+    return cfg
+  return dataclasses.replace(cfg, source="file", path=data_path(flag))
+
+
+def source_files(path: str) -> List[str]:
+  """The raw files of a `data.path`: a file, a glob or a comma-separated list of them."""
+  files = []
+  for item in path.split(","):
     item = item.strip()
     matched = sorted(glob.glob(item)) if any(c in item for c in "*?[") else [item]
     if not matched:
       raise FileNotFoundError(f"--data pattern {item!r} matches no file")
-    paths.extend(matched)
-  for path in paths:
-    if not os.path.isfile(path):
-      raise FileNotFoundError(f"--data file {path!r} does not exist")
-  return paths
+    files.extend(matched)
+  for file in files:
+    if not os.path.isfile(file):
+      raise FileNotFoundError(f"data file {file!r} does not exist (data.path or --data)")
+  return files
 
 
-def _fingerprint(paths: List[str], cfg: base.DataConfig) -> str:
+def _shard_settings(cfg: base.DataConfig) -> Dict[str, object]:
+  """The data settings that change the shards of given sources."""
+  out = {"split": cfg.split, "split_seed": cfg.split_seed, "dense_transform": cfg.dense_transform,
+         "min_count": cfg.min_count, "hash_buckets": cfg.hash_buckets}
+  if cfg.split == "random":
+    out.update(valid_fraction=cfg.valid_fraction, test_fraction=cfg.test_fraction)
+  else:
+    out.update(num_days=cfg.num_days)
+  if cfg.source == "synthetic":
+    out.update(synthetic_rows=cfg.synthetic_rows, synthetic_seed=cfg.synthetic_seed,
+               synthetic_options=cfg.synthetic_options)
+  return out
+
+
+def _fingerprint(files: List[str], cfg: base.DataConfig) -> str:
+  """Cache key: identity of the source files and the shard settings of `cfg`."""
   h = hashlib.sha256()
-  for path in paths:
-    st = os.stat(path)
-    h.update(f"{os.path.abspath(path)}|{st.st_size}|{int(st.st_mtime)}\n".encode())
-  relevant = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("name", "path")}
-  h.update(json.dumps(relevant, sort_keys=True).encode())
+  for file in files:
+    st = os.stat(file)
+    h.update(f"{os.path.abspath(file)}|{st.st_size}|{int(st.st_mtime)}\n".encode())
+  h.update(json.dumps(_shard_settings(cfg), sort_keys=True, default=str).encode())
   return h.hexdigest()[:16]
 
 
@@ -105,14 +143,14 @@ def _split_of(cfg: base.DataConfig, num_files: int):
     train = 1.0 - cfg.valid_fraction - cfg.test_fraction
     return splits_lib.RandomSplit((train, cfg.valid_fraction, cfg.test_fraction), cfg.split_seed)
   if num_files != cfg.num_days:
-    raise ValueError(f"data.split='by_day' needs one file per day ({cfg.num_days} files, in "
-                     f"order), got {num_files}; cut a single file with `split -n l/"
-                     f"{cfg.num_days}`")
+    raise base.ConfigError(
+        f"data.split='by_day' needs one file per day ({cfg.num_days} files, in order), got "
+        f"{num_files}; cut a single file with `split -n l/{cfg.num_days}`")
   return splits_lib.FileSplit(cfg.num_days - 1, cfg.split_seed)
 
 
 def _load_prepared(directory: str, fingerprint: str = "") -> PreparedData:
-  spec = spec_lib.FeatureSpec.load(os.path.join(directory, "spec.json"))
+  spec = spec_lib.FeatureSpec.load(os.path.join(directory, SPEC_FILE))
   rows, oracle = {}, {}
   summary_path = os.path.join(directory, "summary.json")
   if os.path.exists(summary_path):
@@ -136,53 +174,107 @@ def _load_prepared(directory: str, fingerprint: str = "") -> PreparedData:
                       oracle=oracle)
 
 
-def synthetic_source(cfg: base.DataConfig) -> str:
-  """Path of the cached synthetic TSV of `cfg` (generated on first use)."""
+def synthetic_path(cfg: base.DataConfig) -> str:
+  """Path of the cached synthetic TSV of `cfg` (it may not exist yet)."""
   # Keyed by the resolved world (defaults included) and the generator's version,
   # so a changed generator or default never reuses stale cached rows.
   world = synthetic.SyntheticCriteoConfig(**cfg.synthetic_options)
   key = json.dumps({"world": dataclasses.asdict(world), "version": synthetic.GENERATOR_VERSION},
                    sort_keys=True, default=str)
   tag = hashlib.sha256(key.encode()).hexdigest()[:8]
-  path = os.path.join(cache_root(), "synthetic",
+  return os.path.join(cache_root(), "synthetic",
                       f"rows{cfg.synthetic_rows}-seed{cfg.synthetic_seed}-{tag}", "data.tsv")
+
+
+def synthetic_source(cfg: base.DataConfig) -> str:
+  """Path of the cached synthetic TSV of `cfg` (generated on first use)."""
+  path = synthetic_path(cfg)
   if not (os.path.exists(path) and os.path.exists(path + synthetic.ORACLE_SUFFIX)):
     logging.info("generating %d synthetic rows into %s", cfg.synthetic_rows, path)
-    synthetic.generate_criteo_tsv(path, cfg.synthetic_rows, seed=cfg.synthetic_seed, config=world)
+    synthetic.generate_criteo_tsv(path, cfg.synthetic_rows, seed=cfg.synthetic_seed,
+                                  config=synthetic.SyntheticCriteoConfig(**cfg.synthetic_options))
   return path
 
 
-def prepare(cfg: base.DataConfig, data_flag: str = "") -> PreparedData:
+def _sources(cfg: base.DataConfig, generate: bool = True) -> List[str]:
+  """The raw files of `cfg` (the synthetic file is generated when absent and `generate`)."""
+  if cfg.source == "synthetic":
+    return [synthetic_source(cfg) if generate else synthetic_path(cfg)]
+  if not cfg.path:
+    raise base.ConfigError(f"data setup {cfg.name!r} reads a raw file: pass --data=PATH")
+  return source_files(cfg.path)
+
+
+def _cache_entry(files: List[str], cfg: base.DataConfig):
+  """(directory, fingerprint) of the cache entry of `files` prepared with `cfg`."""
+  fingerprint = _fingerprint(files, cfg)
+  label = "synthetic" if cfg.source == "synthetic" else os.path.basename(files[0]).split(".")[0]
+  return os.path.join(cache_root(), "prepared", f"{label}-{fingerprint}"), fingerprint
+
+
+def prepare(cfg: base.DataConfig) -> PreparedData:
   """Fits and transforms (or finds in the cache) the data of one experiment.
 
   Args:
-    cfg: DataConfig. Source, split and preprocessing.
-    data_flag: str. --data (overrides cfg.path); see the module docstring.
+    cfg: DataConfig. Source, split and preprocessing (with --data applied by
+      `with_data_flag`).
   """
-  data_flag = data_flag or (cfg.path if cfg.source == "file" else "")
-  if data_flag and os.path.isdir(data_flag):
-    return _load_prepared(data_flag)
-  if cfg.source == "file" and not data_flag:
-    raise ValueError(f"data setup {cfg.name!r} reads a raw file: pass --data=PATH")
-  paths = _sources(data_flag) if data_flag else [synthetic_source(cfg)]
-  fingerprint = _fingerprint(paths, cfg)
-  directory = os.path.join(cache_root(), "prepared", f"{cfg.name}-{fingerprint}")
-  if os.path.exists(os.path.join(directory, "oracle.json")):
+  if cfg.source == "file" and cfg.path and os.path.isdir(cfg.path):
+    return _load_prepared(cfg.path)
+  files = _sources(cfg)
+  directory, fingerprint = _cache_entry(files, cfg)
+  if os.path.exists(os.path.join(directory, _COMPLETE_FILE)):
     logging.info("using cached prepared data %s", directory)
     return _load_prepared(directory, fingerprint)
-  split = _split_of(cfg, len(paths))
+  split = _split_of(cfg, len(files))
   spec = criteo_lib.criteo_spec(dense_transform=cfg.dense_transform, min_count=cfg.min_count,
-                                embedding_dim=cfg.embedding_dim, hash_buckets=cfg.hash_buckets)
+                                hash_buckets=cfg.hash_buckets)
   logging.info("fitting %s on the train split of %s and transforming into %s",
-               spec.name, paths, directory)
-  fitted, _, _ = preprocessing.fit_transform(paths, spec, directory, split=split, fit_split="train")
+               spec.name, files, directory)
+  preprocessing.fit_transform(files, spec, directory, split=split, fit_split="train")
   oracle = {}
-  if all(os.path.exists(p + synthetic.ORACLE_SUFFIX) for p in paths):
-    oracle = {name: synthetic.split_oracle_metrics(paths, split, name) for name in SPLITS}
-  # Written last: its presence marks a complete cache entry.
-  with open(os.path.join(directory, "oracle.json"), "w") as fh:
+  if all(os.path.exists(p + synthetic.ORACLE_SUFFIX) for p in files):
+    oracle = {name: synthetic.split_oracle_metrics(files, split, name) for name in SPLITS}
+  with open(os.path.join(directory, _COMPLETE_FILE), "w") as fh:
     json.dump(oracle, fh, indent=2)
   return _load_prepared(directory, fingerprint)
+
+
+def run_split(cfg: base.DataConfig, spec: spec_lib.FeatureSpec, split: str,
+              work_dir: str) -> str:
+  """The shard directory of `split` of a run's data, encoded with the run's fitted `spec`.
+
+  The run's cached shards when the cache still holds them (fitted to the same
+  spec); else the run's sources are transformed with `spec` and the run's
+  split into `work_dir` (no refit).
+  """
+  if cfg.source == "file" and cfg.path and os.path.isdir(cfg.path):
+    prepared = _load_prepared(cfg.path)
+    if prepared.spec.to_json() != spec.to_json():
+      raise ValueError(f"prepared data {cfg.path!r} was not encoded with the run's spec.json")
+    return prepared.split_dir(split)
+  files = _sources(cfg, generate=False)
+  if all(os.path.exists(f) for f in files):
+    directory, _ = _cache_entry(files, cfg)
+    if os.path.exists(os.path.join(directory, _COMPLETE_FILE)):
+      cached = spec_lib.FeatureSpec.load(os.path.join(directory, SPEC_FILE))
+      if cached.to_json() == spec.to_json():
+        logging.info("evaluating the cached shards of %s", directory)
+        return os.path.join(directory, split)
+  files = _sources(cfg)
+  logging.info("transforming %s with the run's spec into %s", files, work_dir)
+  preprocessing.transform(files, spec, work_dir, split=_split_of(cfg, len(files)))
+  return os.path.join(work_dir, split)
+
+
+def transform_files(path: str, spec: spec_lib.FeatureSpec, work_dir: str) -> str:
+  """Every row of the raw file(s) `path` encoded with a run's fitted `spec` (unseen -> OOV).
+
+  Returns the shard directory (in `work_dir`).
+  """
+  files = source_files(path)
+  preprocessing.transform(files, spec, work_dir, split=None)
+  return os.path.join(work_dir, "train")  # split=None writes one split, "train"
 
 
 def oracle_summary(prepared: PreparedData, split: str = "test") -> Optional[Dict[str, float]]:

@@ -2,7 +2,11 @@ r"""Evaluates a trained model on a data split: AUC, logloss and calibration.
 
 Two ways in:
 
-  # A run directory written by `train` (its latest checkpoint, its data config):
+  # A run directory written by `train`: its latest checkpoint, its params.json
+  # and its fitted spec.json (never refitted). Without --data: the run's own
+  # --eval_split (from the cached shards when the cache still holds them);
+  # with --data: every row of those raw file(s), encoded with the run's spec
+  # (values the run never saw -> OOV).
   bazel run //experiments:evaluate -- --model_dir=runs/dcn_v2_synthetic --eval_split=test \
       --plot=/tmp/reliability.png
 
@@ -15,9 +19,9 @@ Prints AUC, logloss, predicted vs observed CTR and a 10-bin reliability table;
 metrics as JSON.
 """
 
-import json
 import os
 import sys
+import tempfile
 
 from absl import app
 from absl import flags
@@ -27,45 +31,73 @@ import numpy as np
 import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
 import tensorflow as tf
 
+from ctr_zoo import datasets
 from ctr_zoo import training
-from ctr_zoo.training import model_dir as model_dir_lib
+from ctr_zoo.datasets import input_pipeline
+from ctr_zoo.feature_columns import spec as spec_lib
 from experiments import common_flags  # noqa: F401  (--data, --model_dir)
 from experiments import configs
 from experiments import data as data_lib
+from experiments import resolve
+from experiments import run_dir
+from experiments import runner
 from experiments import zoo
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("export_dir", "", "A raw-feature SavedModel (model_dir/export).")
-flags.DEFINE_enum("eval_split", "test", ["train", "valid", "test"], "Split of the run's data.")
-flags.DEFINE_integer("eval_batch_size", 4096, "Evaluation batch size.")
+flags.DEFINE_enum("eval_split", "test", ["train", "valid", "test"],
+                  "Split of the run's data (--model_dir without --data).")
+flags.DEFINE_integer("eval_batch_size", None,
+                     "Evaluation batch size (default: the run's input.eval_batch_size; "
+                     f"{configs.InputConfig().eval_batch_size} for --export_dir).")
 flags.DEFINE_integer("num_bins", 10, "Equal-count bins of the reliability table.")
 flags.DEFINE_string("plot", "", "Write the reliability diagram to this PNG path.")
 flags.DEFINE_string("metrics_json", "", "Write the metrics as JSON to this path.")
 
 
-def predict_run(model_dir: str, split: str, data: str, batch_size: int):
-  """(labels, probabilities) of `split` from the run's latest checkpoint."""
-  params_path = os.path.join(model_dir, model_dir_lib.PARAMS_FILE)
-  if not os.path.exists(params_path):
-    raise FileNotFoundError(f"{model_dir} holds no {model_dir_lib.PARAMS_FILE}: not a run directory")
-  with open(params_path) as fh:
-    cfg = configs.ExperimentConfig.from_dict(json.load(fh))
-  if data:
-    cfg.data.path = os.path.abspath(data) if os.path.exists(data) else data
-    cfg.data.source = "file"
-  prepared = data_lib.prepare(cfg.data, cfg.data.path if cfg.data.source == "file" else "")
-  model = zoo.build_model(cfg.model, prepared.spec)
+def load_run(model_dir: str):
+  """(resolved config, fitted spec) of a run directory written by `train`."""
+  params = run_dir.load_params(model_dir)
+  if params is None:
+    raise FileNotFoundError(f"{model_dir} holds no {run_dir.PARAMS_FILE}: not a run directory")
+  spec_path = os.path.join(model_dir, run_dir.SPEC_FILE)
+  if not os.path.exists(spec_path):
+    raise FileNotFoundError(f"{model_dir} holds no {run_dir.SPEC_FILE}: the run never prepared "
+                            "its data")
+  return resolve.from_params(params), spec_lib.FeatureSpec.load(spec_path)
+
+
+def predict_run(model_dir: str, split: str, data: str, batch_size=None):
+  """(labels, probabilities) from the run's latest checkpoint, on its fitted spec.
+
+  Args:
+    model_dir: str. A run directory.
+    split: str. The run's split to score when `data` is empty.
+    data: str. --data: raw file(s) to score (every row), or a prepared
+      directory encoded with the run's spec (its `split`); "" = the run's data.
+    batch_size: int or None. None: the run's input.eval_batch_size.
+  """
+  cfg, spec = load_run(model_dir)
+  batch_size = batch_size or cfg.input.eval_batch_size
+  model = zoo.build_model(cfg.model, spec)
   optimizer = zoo.build_optimizer(cfg.optimizer, model)
   trainer = training.Trainer(model, optimizer, cfg.trainer, model_dir)
-  if trainer.restore() is None:
+  if trainer.restore(expect_partial=True) is None:
     raise FileNotFoundError(f"{model_dir} has no checkpoint to evaluate")
-  return trainer.predict(prepared.dataset(split, batch_size))
+  data_cfg = data_lib.with_data_flag(cfg.data, data)
+  with tempfile.TemporaryDirectory(prefix="ctr_zoo_evaluate_") as work:
+    if data and not os.path.isdir(data_cfg.path):
+      shards = data_lib.transform_files(data_cfg.path, spec, work)
+    else:
+      shards = data_lib.run_split(data_cfg, spec, split, work)
+    return trainer.predict(input_pipeline.make_dataset(shards, spec, batch_size))
 
 
-def predict_export(export_dir: str, path: str, batch_size: int):
-  """(labels, probabilities) of a raw TSV file through the export's serve_tsv signature."""
-  if not path:
+def predict_export(export_dir: str, data: str, batch_size=None):
+  """(labels, probabilities) of raw TSV file(s) through the export's serve_tsv signature."""
+  if not data:
     raise ValueError("--export_dir needs --data: a raw TSV file with the label first")
+  batch_size = batch_size or configs.InputConfig().eval_batch_size
   serve = tf.saved_model.load(export_dir).signatures["serve_tsv"]
   labels, preds = [], []
 
@@ -73,22 +105,23 @@ def predict_export(export_dir: str, path: str, batch_size: int):
     out = serve(lines=tf.constant(lines))
     preds.append(np.reshape(out["probability"].numpy(), (-1,)))
 
-  with open(path) as fh:
-    chunk = []
-    for line_number, line in enumerate(fh, start=1):
-      line = line.rstrip("\n")
-      label = line.split("\t", 1)[0]
-      if label not in ("0", "1"):
-        raise ValueError(f"{path}:{line_number}: field 'label' must be 0 or 1, got {label!r}")
-      labels.append(float(label))
-      chunk.append(line)
-      if len(chunk) == batch_size:
+  for path in data_lib.source_files(data_lib.data_path(data)):
+    with open(path) as fh:
+      chunk = []
+      for line_number, line in enumerate(fh, start=1):
+        line = line.rstrip("\n")
+        label = line.split("\t", 1)[0]
+        if label not in ("0", "1"):
+          raise ValueError(f"{path}:{line_number}: field 'label' must be 0 or 1, got {label!r}")
+        labels.append(float(label))
+        chunk.append(line)
+        if len(chunk) == batch_size:
+          flush(chunk)
+          chunk = []
+      if chunk:
         flush(chunk)
-        chunk = []
-    if chunk:
-      flush(chunk)
   if not labels:
-    raise ValueError(f"{path} holds no rows")
+    raise ValueError(f"{data} holds no rows")
   return np.asarray(labels), np.concatenate(preds).astype(np.float64)
 
 
@@ -121,18 +154,20 @@ def main(argv):
   try:
     if FLAGS.model_dir:
       labels, preds = predict_run(FLAGS.model_dir, FLAGS.eval_split, FLAGS.data, FLAGS.eval_batch_size)
-      source = f"{FLAGS.model_dir} ({FLAGS.eval_split})"
+      source = f"{FLAGS.model_dir} on {FLAGS.data}" if FLAGS.data else \
+          f"{FLAGS.model_dir} ({FLAGS.eval_split})"
     else:
       labels, preds = predict_export(FLAGS.export_dir, FLAGS.data, FLAGS.eval_batch_size)
       source = f"{FLAGS.export_dir} on {FLAGS.data}"
-  except (FileNotFoundError, ValueError) as e:
+  except (FileNotFoundError, ValueError, datasets.DataError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   result = training.evaluate_predictions(labels, preds)
   cal = training.calibration(labels, preds, num_bins=FLAGS.num_bins)
   result["calibration"] = cal
   print(f"== {source} ==")
-  print(f"AUC {result['auc']:.4f}  logloss {result['logloss']:.4f}  ({result['num_examples']:,} rows)")
+  print(f"{runner.format_auc(result)}  logloss {result['logloss']:.4f}  "
+        f"({result['num_examples']:,} rows)")
   print(f"predicted CTR {cal['predicted_ctr']:.4f} vs observed {cal['observed_ctr']:.4f} "
         f"(ratio {cal['calibration']:.3f})")
   print("bin  predicted  observed   rows")
@@ -142,7 +177,7 @@ def main(argv):
     reliability_plot(cal, FLAGS.plot, os.path.basename(os.path.normpath(FLAGS.model_dir or FLAGS.export_dir)))
     print(f"reliability plot: {FLAGS.plot}")
   if FLAGS.metrics_json:
-    model_dir_lib.write_json(FLAGS.metrics_json, result)
+    run_dir.write_json(FLAGS.metrics_json, result)
   return 0
 
 

@@ -7,14 +7,14 @@
 --input: a file, a glob or a comma-separated list (Criteo TSV, CSV with a
 header, Parquet; .gz allowed); or "synthetic:<rows>" to generate the built-in
 synthetic Criteo-style data first (into <output>/raw/synthetic.tsv).
---spec: "criteo" or a path to a FeatureSpec JSON file.
+--spec: "criteo" or a path to a FeatureSpec JSON file. The embedding width is
+not a data setting: a model sets it (`model.params.embedding.dim`).
 Prints a progress bar and a summary (rows, CTR, vocabulary sizes, OOV rates,
 skipped rows); writes <output>/spec.json and <output>/summary.json.
 """
 
 import os
 import sys
-import time
 
 from absl import app
 from absl import flags
@@ -23,6 +23,7 @@ import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
 from ctr_zoo import datasets
 from ctr_zoo.feature_columns import criteo_spec
 from ctr_zoo.feature_columns.spec import FeatureSpec
+from experiments import progress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "Raw file(s): path, glob, comma list, or synthetic:<rows>.")
@@ -32,35 +33,11 @@ flags.DEFINE_integer("min_count", 1, "Vocabulary min count (criteo spec).")
 flags.DEFINE_enum("dense_transform", "log1p", ["none", "log1p", "standardize", "bucketize"],
                   "Transform of I1..I13 (criteo spec).")
 flags.DEFINE_integer("hash_buckets", None, "Hash categorical fields instead (criteo spec).")
-flags.DEFINE_integer("embedding_dim", 16, "Embedding width written into the spec.")
 flags.DEFINE_string("split", "random:0.8,0.1,0.1", "'random:a,b,c', 'files:N' or 'none'.")
 flags.DEFINE_integer("seed", 0, "Split seed (and synthetic data seed).")
 flags.DEFINE_enum("on_bad_rows", "error", ["error", "skip"], "Bad-row policy.")
 flags.DEFINE_enum("format", "auto", ["auto", "tsv", "csv", "parquet"], "Input format.")
 flags.DEFINE_integer("rows_per_shard", 1 << 20, "Rows per output Parquet file.")
-
-
-class _Progress:
-  """A one-line progress bar on stderr."""
-
-  def __init__(self, label: str):
-    self.label = label
-    self.start = time.perf_counter()
-    self.last = 0.0
-
-  def __call__(self, path, done, total):
-    now = time.perf_counter()
-    if now - self.last < 0.5 and done < total:
-      return
-    self.last = now
-    frac = done / total if total else 1.0
-    bar = "#" * int(30 * frac)
-    sys.stderr.write(f"\r{self.label} [{bar:<30}] {100 * frac:5.1f}% "
-                     f"{os.path.basename(path)} {now - self.start:6.1f}s")
-    sys.stderr.flush()
-
-  def done(self):
-    sys.stderr.write("\n")
 
 
 def _inputs(text: str, output: str, seed: int) -> list:
@@ -80,7 +57,7 @@ def main(argv):
     raise app.UsageError("--input and --output are required")
   if FLAGS.spec == "criteo":
     spec = criteo_spec(dense_transform=FLAGS.dense_transform, min_count=FLAGS.min_count,
-                       embedding_dim=FLAGS.embedding_dim, hash_buckets=FLAGS.hash_buckets)
+                       hash_buckets=FLAGS.hash_buckets)
   else:
     spec = FeatureSpec.load(FLAGS.spec)
   os.makedirs(FLAGS.output, exist_ok=True)
@@ -89,10 +66,11 @@ def main(argv):
   common = dict(split=split, on_bad_rows=FLAGS.on_bad_rows, file_format=FLAGS.format)
   try:
     # One parse of the raw text: fit, then transform the staged batches.
-    bar = _Progress("fit+transform")
+    bar = progress.ProgressBar("fit+transform", width=30, min_interval=0.5)
     fitted, fit_summary, summary = datasets.fit_transform(
-        sources, spec, FLAGS.output, progress=bar, rows_per_shard=FLAGS.rows_per_shard, **common)
-    bar.done()
+        sources, spec, FLAGS.output, progress=bar.file_callback,
+        rows_per_shard=FLAGS.rows_per_shard, **common)
+    bar.finish()
   except (datasets.DataError, ValueError) as e:
     print(f"\nerror: {e}", file=sys.stderr)
     return 1

@@ -1,12 +1,12 @@
 """Runs one experiment config: data, model, optimizer split, trainer, metrics, export.
 
-Shared by the `train` and `benchmark` targets (which own the flags).
+Shared by the `train` and `benchmark` targets (which own the flags). The
+config is resolved (`experiments.resolve`) before the run directory is
+claimed, and the resolved config is what params.json records.
 """
 
 import math
 import os
-import sys
-import time
 
 from absl import logging
 
@@ -14,50 +14,24 @@ import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
 import tensorflow as tf
 
 from ctr_zoo import training
-from ctr_zoo.training import model_dir as model_dir_lib
 from experiments import configs
 from experiments import data as data_lib
+from experiments import progress as progress_lib
+from experiments import resolve as resolve_lib
+from experiments import run_dir
 from experiments import zoo
 
 
-class ProgressBar(training.Callback):
-  """One status line per epoch: bar, batches, examples/s, running loss and AUC."""
+def resolve_config(experiment: str, params_override: str = "",
+                   data: str = "") -> resolve_lib.ResolvedExperiment:
+  """The named config with overrides and --data applied, resolved and checked.
 
-  def __init__(self, num_batches, stream=sys.stderr, width=24):
-    self.num_batches = num_batches
-    self.stream = stream
-    self.width = width
-    self._start = time.perf_counter()
-
-  def on_train_begin(self, logs):
-    if logs.get("resumed_from"):
-      self.stream.write(f"resuming from {logs['resumed_from']} (step {logs['step']})\n")
-
-  def on_step_end(self, step, logs):
-    total = logs.get("num_batches") or self.num_batches
-    done = logs["batch"]
-    frac = min(done / total, 1.0) if total else 0.0
-    bar = "#" * int(frac * self.width) + "." * (self.width - int(frac * self.width))
-    speed = logs.get("examples_per_sec")
-    self.stream.write(
-        f"\repoch {logs['epoch'] + 1} [{bar}] {done}/{total or '?'}  "
-        f"loss {logs['running_loss']:.4f}  auc {logs['running_auc']:.4f}"
-        + (f"  {speed:,.0f} ex/s   " if speed is not None else "              "))
-    self.stream.flush()
-
-  def on_epoch_end(self, epoch, logs):
-    self.on_step_end(logs["step"], {**logs, "batch": logs["batch"] or self.num_batches})
-    self.stream.write("\n")
-    self.stream.flush()
-
-
-def resolve_config(experiment: str, params_override: str = "", data: str = ""):
-  """The named config with overrides applied and --data recorded in it."""
+  Raises:
+    ConfigError: an unknown experiment, key or value (nothing is touched yet).
+  """
   cfg = configs.get(experiment, configs.parse_overrides(params_override))
-  if data:
-    cfg.data.path = os.path.abspath(data) if os.path.exists(data) else data
-    cfg.data.source = "file"
-  return cfg
+  cfg.data = data_lib.with_data_flag(cfg.data, data)
+  return resolve_lib.resolve(cfg)
 
 
 def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True,
@@ -65,29 +39,30 @@ def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True,
   """Trains and evaluates `cfg` in `model_dir`; returns the metrics dict.
 
   Args:
-    cfg: ExperimentConfig (resolved).
+    cfg: ResolvedExperiment (or an ExperimentConfig, resolved here first).
     model_dir: str. Run directory (resumed when it holds the same config).
     overwrite: bool. Replace a different experiment's run. Defaults to False.
     export: bool. Write the raw-feature SavedModel. Defaults to True.
     callbacks: extra training.Callback objects. Defaults to ().
     progress: bool. Add the progress bar. Defaults to False.
   """
-  params = cfg.to_dict()
-  model_dir_lib.prepare(model_dir, params, overwrite=overwrite)
-  prepared = data_lib.prepare(cfg.data, cfg.data.path if cfg.data.source == "file" else "")
-  prepared.spec.save(os.path.join(model_dir, model_dir_lib.SPEC_FILE))
+  cfg = resolve_lib.resolve(cfg)
+  run_dir.prepare(model_dir, cfg.to_dict(), overwrite=overwrite)
+  prepared = data_lib.prepare(cfg.data)
+  prepared.spec.save(os.path.join(model_dir, run_dir.SPEC_FILE))
 
   tcfg = cfg.trainer
+  batch_size, eval_batch_size = cfg.input.batch_size, cfg.input.eval_batch_size
   tf.keras.backend.experimental.enable_tf_random_generator()  # checkpointable dropout RNG
   tf.keras.utils.set_random_seed(tcfg.seed)
   model = zoo.build_model(cfg.model, prepared.spec)
   optimizer = zoo.build_optimizer(cfg.optimizer, model)
-  num_batches = math.ceil(prepared.rows.get("train", 0) / tcfg.batch_size) or None
-  callbacks = list(callbacks) + ([ProgressBar(num_batches)] if progress else [])
+  num_batches = math.ceil(prepared.rows.get("train", 0) / batch_size) or None
+  callbacks = list(callbacks) + ([progress_lib.TrainingProgress(num_batches)] if progress else [])
   trainer = training.Trainer(model, optimizer, tcfg, model_dir, callbacks)
 
   def train_data(epoch, skip_batches):
-    return prepared.dataset("train", tcfg.batch_size, shuffle=True,
+    return prepared.dataset("train", batch_size, shuffle=True,
                             seed=tcfg.seed * 1_000_003 + epoch, skip_batches=skip_batches)
 
   fit = trainer.fit(train_data)
@@ -96,17 +71,25 @@ def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True,
             "data_fingerprint": prepared.fingerprint, "split_rows": prepared.rows,
             "oracle": prepared.oracle}
   for split in ("valid", "test"):
-    labels, preds = trainer.predict(prepared.dataset(split, tcfg.eval_batch_size))
+    labels, preds = trainer.predict(prepared.dataset(split, eval_batch_size))
     result[split] = training.evaluate_predictions(labels, preds)
-    trainer._summary(split, result[split], fit["steps"])  # pylint: disable=protected-access
+    trainer.write_scalars(split, result[split], fit["steps"])
     if split == "test":
       result["calibration"] = training.calibration(labels, preds)
   if export:
-    export_dir = os.path.join(model_dir, model_dir_lib.EXPORT_DIR)
+    export_dir = os.path.join(model_dir, run_dir.EXPORT_DIR)
     result["export"] = training.export_saved_model(model, prepared.spec, export_dir)
-  model_dir_lib.write_json(os.path.join(model_dir, model_dir_lib.METRICS_FILE), result)
+  run_dir.write_json(os.path.join(model_dir, run_dir.METRICS_FILE), result)
   logging.info("metrics: %s", result)
   return result
+
+
+def format_auc(metrics: dict) -> str:
+  """"AUC 0.7712", or why the AUC is undefined (NaN: one class only)."""
+  if not math.isnan(metrics["auc"]):
+    return f"AUC {metrics['auc']:.4f}"
+  kind = "positives" if metrics.get("observed_ctr") == 1.0 else "negatives"
+  return f"AUC undefined (only {kind})"
 
 
 def format_summary(result, model_dir) -> str:
@@ -117,7 +100,7 @@ def format_summary(result, model_dir) -> str:
                f"{train['train_seconds']:.1f}s, {train['examples_per_sec']:,.0f} ex/s")
   for split in ("valid", "test"):
     m = result[split]
-    row = f"{split:5s}: AUC {m['auc']:.4f}  logloss {m['logloss']:.4f}  ({m['num_examples']:,} rows)"
+    row = f"{split:5s}: {format_auc(m)}  logloss {m['logloss']:.4f}  ({m['num_examples']:,} rows)"
     oracle = result["oracle"].get(split)
     if oracle:
       row += f"   oracle AUC {oracle['auc']:.4f} logloss {oracle['logloss']:.4f}"

@@ -1,11 +1,11 @@
 r"""Trains one named experiment: `python -m experiments.train [--experiment=NAME]`.
 
   bazel run //experiments:train -- --experiment=dcn_v2_criteo --data=train.txt \
-      --model_dir=/tmp/dcn_v2 --params_override=trainer.epochs=2,model.params.dropout=0.1
+      --model_dir=/tmp/dcn_v2 --params_override=trainer.epochs=2,model.params.tower.dropout=0.1
 
 With no --data the built-in synthetic Criteo-style data is generated (once,
 cached under $CTR_ZOO_CACHE or data_cache/) and the oracle AUC is printed next
-to the model's. The model_dir receives params.json (the resolved config),
+to the model's. The model_dir receives params.json (the resolved config, every default filled in),
 spec.json, checkpoints/, tensorboard/, metrics.json and export/ (the raw-feature
 SavedModel). Run again with the same --model_dir to resume after a crash; a
 model_dir holding another experiment is refused unless --overwrite.
@@ -20,11 +20,12 @@ from absl import logging
 
 import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
 
+from ctr_zoo import datasets
 from ctr_zoo import training
-from ctr_zoo.training import model_dir as model_dir_lib
 from experiments import common_flags  # noqa: F401  (--data, --model_dir, --params_override)
 from experiments import configs
-from experiments import data as data_lib
+from experiments import paths
+from experiments import run_dir
 from experiments import runner
 
 FLAGS = flags.FLAGS
@@ -44,13 +45,13 @@ def main(argv):
     for name in configs.names():
       print(name)
     return 0
-  cfg = runner.resolve_config(FLAGS.experiment, FLAGS.params_override, FLAGS.data)
-  model_dir = FLAGS.model_dir or os.path.join(data_lib.REPO_ROOT, "runs", cfg.name)
   try:
+    cfg = runner.resolve_config(FLAGS.experiment, FLAGS.params_override, FLAGS.data)
+    model_dir = FLAGS.model_dir or os.path.join(paths.runs_root(), cfg.name)
     result = runner.run(cfg, model_dir, overwrite=FLAGS.overwrite, export=FLAGS.export,
-                 progress=FLAGS.progress)
-  except (model_dir_lib.ExperimentMismatchError, training.NonFiniteLossError,
-          configs.ConfigError) as e:
+                        progress=FLAGS.progress)
+  except (configs.ConfigError, run_dir.ExperimentMismatchError, training.NonFiniteLossError,
+          datasets.DataError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   print(runner.format_summary(result, model_dir))

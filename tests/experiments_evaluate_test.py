@@ -12,13 +12,17 @@ from tests import testing
 
 import tensorflow as tf
 
+import numpy as np
+
 from ctr_zoo import datasets
+from ctr_zoo.datasets import input_pipeline
+from ctr_zoo.datasets import preprocessing
 from experiments import evaluate
 from experiments import train
 
 FLAGS = flags.FLAGS
-TINY = ("data.synthetic_rows=3000,trainer.batch_size=128,trainer.max_steps=6,"
-        "trainer.checkpoint_every_steps=3,trainer.eval_batch_size=1024")
+TINY = ("data.synthetic_rows=3000,input.batch_size=128,trainer.max_steps=6,"
+        "trainer.checkpoint_every_steps=3,input.eval_batch_size=1024")
 
 
 class EvaluateTest(testing.TestCase):
@@ -55,12 +59,26 @@ class EvaluateTest(testing.TestCase):
     with open(os.path.join(model_dir, "metrics.json")) as fh:
       trained = json.load(fh)
 
-    # The latest checkpoint gives exactly the test metrics the run recorded.
+    # The latest checkpoint gives exactly the test metrics the run recorded,
+    # from the run's spec.json and cached shards (nothing is fitted again), in
+    # batches of the run's input.eval_batch_size.
     out_json = os.path.join(tmp, "eval.json")
     plot = os.path.join(tmp, "reliability.png")
-    code, out, err = self._run(evaluate, model_dir=model_dir, export_dir="", eval_split="test",
-                               data="", plot=plot, metrics_json=out_json)
+    batch_sizes = []
+    real_make_dataset = input_pipeline.make_dataset
+
+    def make_dataset(source, spec, batch_size, **kwargs):
+      batch_sizes.append(batch_size)
+      return real_make_dataset(source, spec, batch_size, **kwargs)
+
+    with mock.patch.object(preprocessing, "fit", side_effect=AssertionError("refit")), \
+        mock.patch.object(preprocessing, "fit_transform", side_effect=AssertionError("refit")), \
+        mock.patch.object(preprocessing, "transform", side_effect=AssertionError("re-prepared")), \
+        mock.patch.object(input_pipeline, "make_dataset", make_dataset):
+      code, out, err = self._run(evaluate, model_dir=model_dir, export_dir="", eval_split="test",
+                                 data="", plot=plot, metrics_json=out_json, eval_batch_size=None)
     self.assertEqual(code, 0, err)
+    self.assertEqual(batch_sizes, [1024])
     with open(out_json) as fh:
       got = json.load(fh)
     self.assertAllClose(got["auc"], trained["test"]["auc"], rtol=0, atol=1e-9)
@@ -79,6 +97,22 @@ class EvaluateTest(testing.TestCase):
       got = json.load(fh)
     self.assertEqual(got["num_examples"], 300)
     self.assertTrue(0.0 < got["auc"] < 1.0)
+
+    # The same file through --model_dir: encoded with the run's fitted spec
+    # (values the run never saw -> OOV), scored by the checkpoint; equal to the
+    # export's scores row by row.
+    labels_export, preds_export = evaluate.predict_export(os.path.join(model_dir, "export"), raw)
+    with mock.patch.object(preprocessing, "fit", side_effect=AssertionError("refit")), \
+        mock.patch.object(preprocessing, "fit_transform", side_effect=AssertionError("refit")):
+      labels_run, preds_run = evaluate.predict_run(model_dir, "test", raw)
+    np.testing.assert_array_equal(labels_run, labels_export)
+    self.assertAllClose(preds_run, preds_export, rtol=0, atol=1e-6)
+    code, out, err = self._run(evaluate, model_dir=model_dir, export_dir="", data=raw,
+                               metrics_json=out_json, plot="")
+    self.assertEqual(code, 0, err)
+    self.assertIn(f"on {raw}", out)
+    with open(out_json) as fh:
+      self.assertAllClose(json.load(fh)["auc"], got["auc"], rtol=0, atol=1e-6)
 
   def test_needs_exactly_one_source(self):
     code, _, err = self._run(evaluate, model_dir="", export_dir="")

@@ -12,13 +12,16 @@ from tests import testing
 
 import tensorflow as tf
 
+from ctr_zoo.datasets import preprocessing
+from ctr_zoo.training import TrainerConfig
 from experiments import configs
+from experiments import resolve
+from experiments import run_dir
 from experiments import train
-from ctr_zoo.training import model_dir as model_dir_lib
 
 FLAGS = flags.FLAGS
-TINY = ("data.synthetic_rows=3000,trainer.batch_size=128,trainer.max_steps=6,"
-        "trainer.checkpoint_every_steps=3,trainer.eval_batch_size=1024")
+TINY = ("data.synthetic_rows=3000,input.batch_size=128,trainer.max_steps=6,"
+        "trainer.checkpoint_every_steps=3,input.eval_batch_size=1024")
 
 
 class TrainTest(testing.TestCase):
@@ -55,9 +58,13 @@ class TrainTest(testing.TestCase):
     self.assertRegex(out, r"test : AUC 0\.\d{4}  logloss 0\.\d{4} .* oracle AUC 0\.\d{4}")
     for name in ("params.json", "spec.json", "metrics.json", "checkpoints", "tensorboard"):
       self.assertTrue(os.path.exists(os.path.join(model_dir, name)), name)
-    params = model_dir_lib.load_params(model_dir)
+    params = run_dir.load_params(model_dir)
     self.assertEqual(params["name"], "dnn_synthetic")
     self.assertEqual(params["trainer"]["max_steps"], 6)
+    self.assertEqual(params["input"], {"batch_size": 128, "eval_batch_size": 1024})
+    # Fully resolved: every trainer field and every model config field, defaults included.
+    self.assertEqual(set(params["trainer"]), {f.name for f in TrainerConfig.__dataclass_fields__.values()})
+    self.assertEqual(set(params["model"]["params"]), set(resolve.model_fields("dnn")))
     with open(os.path.join(model_dir, "metrics.json")) as fh:
       metrics = json.load(fh)
     self.assertEqual(metrics["train"]["steps"], 6)
@@ -73,7 +80,7 @@ class TrainTest(testing.TestCase):
                                 params_override=TINY + ",model.precision=mixed_bfloat16")
     self.assertEqual(code, 0, err)
     self.assertRegex(out, r"test : AUC 0\.\d{4}  logloss 0\.\d{4}")
-    self.assertEqual(model_dir_lib.load_params(model_dir)["model"]["precision"], "mixed_bfloat16")
+    self.assertEqual(run_dir.load_params(model_dir)["model"]["precision"], "mixed_bfloat16")
     self.assertEqual(tf.keras.mixed_precision.global_policy().name, "float32")
 
   def test_other_experiment_in_model_dir_is_refused_unless_overwrite(self):
@@ -88,7 +95,37 @@ class TrainTest(testing.TestCase):
     code, _, err = self._main(experiment="dnn_synthetic", model_dir=model_dir,
                               params_override=TINY, overwrite=True)
     self.assertEqual(code, 0, err)
-    self.assertEqual(model_dir_lib.load_params(model_dir)["name"], "dnn_synthetic")
+    self.assertEqual(run_dir.load_params(model_dir)["name"], "dnn_synthetic")
+    # Both models trained on one cache entry: the data cache is not keyed by the model.
+    self.assertEqual(len(os.listdir(os.path.join(self.cache, "prepared"))), 1)
+
+  def test_bad_key_fails_in_one_line_before_the_run_directory_is_touched(self):
+    model_dir = os.path.join(self.make_temp_dir(), "run")
+    code, _, err = self._main(experiment="dnn_synthetic", model_dir=model_dir,
+                              params_override=TINY + ",trainer.batch_size=64")
+    self.assertEqual(code, 1)
+    self.assertEqual(err.count("\n"), 1, err)
+    self.assertIn("error: unknown config field 'trainer.batch_size'; allowed here:", err)
+    self.assertFalse(os.path.exists(model_dir))
+    code, _, err = self._main(experiment="dnn_nowhere", model_dir=model_dir)
+    self.assertEqual(code, 1)
+    self.assertIn("error: unknown experiment 'dnn_nowhere'", err)
+
+  def test_changing_the_embedding_width_reuses_the_prepared_data(self):
+    if "embedding" not in resolve.model_fields("dnn"):
+      self.skipTest("the model configs have no nested EmbeddingConfig yet")
+    fits = []
+    real = preprocessing.fit_transform
+    with mock.patch.object(preprocessing, "fit_transform",
+                           lambda *a, **k: fits.append(1) or real(*a, **k)):
+      for dim in (4, 6):
+        model_dir = os.path.join(self.make_temp_dir(), "run")
+        code, _, err = self._main(experiment="dnn_synthetic", model_dir=model_dir,
+                                  params_override=TINY + f",model.params.embedding.dim={dim}")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(run_dir.load_params(model_dir)["model"]["params"]["embedding"]["dim"], dim)
+    self.assertEqual(len(fits), 1)
+    self.assertEqual(len(os.listdir(os.path.join(self.cache, "prepared"))), 1)
 
   def test_list_experiments_has_every_model_on_every_data_setup(self):
     code, out, _ = self._main(list_experiments=True)

@@ -7,7 +7,7 @@ from tests import testing
 import tensorflow as tf
 
 from ctr_zoo.layers.mlp import MLP, NumericFieldDense
-from ctr_zoo.models.blocks import DenseFieldEmbedding
+from ctr_zoo.layers.numeric_fields import DenseFieldEmbedding
 
 
 def relu(x):

@@ -27,18 +27,23 @@ BATCH = 64
 DIM = 4
 VOCAB = 6
 
-# Small towers for speed; each override is applied only where the config has the field.
+# Small towers and width DIM for speed; each override is applied only where the config has
+# the field.
 SMALL = {
-    "dnn_dims": (16,), "bottom_dims": (8,), "top_dims": (16,), "cin_layer_sizes": (4, 4),
-    "num_cross_layers": 2, "low_rank": 4, "num_experts": 2, "num_attention_layers": 1,
-    "head_dim": 4, "num_projections": 3, "second_num_projections": 2, "dropout": 0.0,
+    "embedding": {"dim": DIM}, "tower": {"dims": (16,), "dropout": 0.0}, "bottom_dims": (8,),
+    "cin_layer_sizes": (4, 4), "num_cross_layers": 2, "low_rank": 4, "num_experts": 2,
+    "num_attention_layers": 1, "head_dim": 4, "num_projections": 3, "second_num_projections": 2,
+    "stream1": {"dims": (8,), "dropout": 0.0}, "stream2": {"dims": (12,), "dropout": 0.0},
+    "gate_hidden_dims": (8,), "num_deep_cross_layers": 2, "num_shallow_cross_layers": 2,
 }
 
 
 def small_overrides(name, **extra):
+  """SMALL's fields that model `name` has, updated with `extra` (sections merged)."""
   fields = {f.name for f in dataclasses.fields(models.config_class(name))}
   out = {k: v for k, v in SMALL.items() if k in fields}
-  out.update(extra)
+  for key, value in extra.items():
+    out[key] = {**out[key], **value} if isinstance(value, dict) and key in out else value
   return out
 
 
@@ -211,14 +216,14 @@ class ModelZooTest(testing.TestCase, parameterized.TestCase):
 
   def test_can_on_criteo_uses_field_pairs(self):
     spec = fit_by_hand(criteo_spec(embedding_dim=DIM), vocab_size=3)
-    model = models.build("can", spec, dnn_dims=(8,))
+    model = models.build("can", spec, tower={"dims": (8,)})
     self.assertEqual(models.can.co_action_pairs(spec, model.model_config),
                      (("C1", "C2"), ("C3", "C4"), ("C5", "C6")))
     self.assertEqual(model(random_inputs(spec, 8, self.rng)).shape, (8, 1))
 
   def test_can_sequence_pairs_and_separate_tables(self):
     spec = sequence_spec()
-    model = models.build("can", spec, dnn_dims=(8,))
+    model = models.build("can", spec, tower={"dims": (8,)})
     self.assertEqual(models.can.co_action_pairs(spec, model.model_config),
                      (("item", "item_history"), ("category", "category_history")))
     x = random_inputs(spec, 8, self.rng)
@@ -249,8 +254,13 @@ class ModelZooTest(testing.TestCase, parameterized.TestCase):
       models.build("dcn_v2", spec, depth=3)
     with self.assertRaisesRegex(models.ModelConfigError, "structure must be one of.*'diagonal'"):
       models.build("dcn_v2", spec, structure="diagonal")
-    with self.assertRaisesRegex(models.ModelConfigError, r"dropout must be a number in \[0, 1\), got 1.5"):
-      models.build("dnn", spec, dropout=1.5)
+    with self.assertRaisesRegex(models.ModelConfigError,
+                                r"DNNConfig.tower.dropout must be a number in \[0, 1\), got 1.5"):
+      models.build("dnn", spec, tower={"dropout": 1.5})
+    with self.assertRaisesRegex(models.ModelConfigError, r"DNNConfig.tower: unknown fields \['width'\]"):
+      models.build("dnn", spec, tower={"width": 3})
+    with self.assertRaisesRegex(models.ModelConfigError, r"embedding.dim must be None or an int >= 1"):
+      models.build("dnn", spec, embedding={"dim": 0})
     with self.assertRaisesRegex(spec_lib.SpecError, r"features \['C1'.*not fitted|no vocabulary"):
       models.build("dnn", criteo_spec())
     with self.assertRaisesRegex(models.ModelConfigError, "names 'nope'"):
@@ -258,26 +268,30 @@ class ModelZooTest(testing.TestCase, parameterized.TestCase):
     mixed = spec.with_features([dataclasses.replace(spec["C1"], embedding_dim=8)] +
                                [f for f in spec.features if f.name != "C1"])
     with self.assertRaisesRegex(ValueError, "needs one embedding_dim.*'C1': 8"):
-      models.build("fm", mixed)
+      models.build("fm", mixed, embedding={"dim": None})  # None keeps the spec's widths
+    self.assertEqual(models.build("fm", mixed).spec["C1"].embedding_dim, 16)  # the config's width
 
   def test_dcn_v2_structures_and_rank(self):
     spec = small_criteo_spec()
     d0 = 5 * DIM + DIM + 3  # 4 vocab cats + hashed + bucketized, 3 dense
-    full = models.build("dcn_v2", spec, num_cross_layers=2, dnn_dims=(8,))
+    small = dict(embedding={"dim": DIM}, tower={"dims": (8,)})
+    full = models.build("dcn_v2", spec, num_cross_layers=2, **small)
     self.assertEqual(full.get_layer("cross").count_params(), 2 * (d0 * d0 + d0))
-    low = models.build("dcn_v2", spec, num_cross_layers=2, projection_dim=3, dnn_dims=(8,))
+    low = models.build("dcn_v2", spec, num_cross_layers=2, projection_dim=3, **small)
     self.assertEqual(low.get_layer("cross").count_params(), 2 * (2 * d0 * 3 + d0))
-    parallel = models.build("dcn_v2", spec, structure="parallel", num_cross_layers=1, dnn_dims=(8,))
+    parallel = models.build("dcn_v2", spec, structure="parallel", num_cross_layers=1, **small)
     self.assertEqual(parallel.get_layer("head").input_shape, (None, d0 + 8))
 
   def test_dcn_parallel_vector_cross(self):
     spec = small_criteo_spec()
     d0 = 5 * DIM + DIM + 3  # 4 vocab cats + hashed + bucketized, 3 dense
-    model = models.build("dcn", spec, num_cross_layers=2, dnn_dims=(8,))
+    model = models.build("dcn", spec, num_cross_layers=2, embedding={"dim": DIM},
+                         tower={"dims": (8,)})
     self.assertIsInstance(model.get_layer("cross"), cross_net_v1.VectorCrossNet)
     self.assertEqual(model.get_layer("cross").count_params(), 2 * 2 * d0)  # w_l, b_l in R^D
     self.assertEqual(model.get_layer("head").input_shape, (None, d0 + 8))  # [x_L; MLP(x0)]
-    cross_only = models.build("dcn", spec, num_cross_layers=1, dnn_dims=())
+    cross_only = models.build("dcn", spec, num_cross_layers=1, embedding={"dim": DIM},
+                              tower={"dims": ()})
     self.assertEqual(cross_only.get_layer("head").input_shape, (None, d0))
 
 

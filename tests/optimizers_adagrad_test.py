@@ -160,7 +160,7 @@ class AdagradTest(testing.TestCase, parameterized.TestCase):
     restored = tf.keras.optimizers.deserialize(tf.keras.optimizers.serialize(opt), use_legacy_optimizer=True)
     self.assertIsInstance(restored, adagrad.Adagrad)
     self.assertEqual(restored.get_config(), config)
-    with self.assertRaisesRegex(ValueError, "dense_row_factor=-1"):
+    with self.assertRaisesRegex(ValueError, "dense_row_factor must be a number >= 0, got -1"):
       adagrad.Adagrad(dense_row_factor=-1)
 
   def test_checkpoint_interchangeable_with_legacy_adagrad(self):

@@ -10,12 +10,13 @@ import numpy as np
 import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
 import tensorflow as tf
 
-# ../shared/data relative to the project root (absent on a user's fresh machine).
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_DATA = os.environ.get("CTR_ZOO_SHARED_DATA",
-                             os.path.join(os.path.dirname(PROJECT_ROOT), "shared", "data"))
-CRITEO_SAMPLE = os.path.join(SHARED_DATA, "criteo", "criteo_sample.tsv")
-MOVIELENS_100K = os.path.join(SHARED_DATA, "movielens_100k")
+from experiments import paths
+
+# Real data lives in $CTR_ZOO_SHARED_DATA or ../shared/data (absent on a user's fresh machine).
+PROJECT_ROOT = paths.REPO_ROOT
+SHARED_DATA = paths.shared_data()
+CRITEO_SAMPLE = paths.criteo_sample()
+MOVIELENS_100K = paths.shared_data("movielens_100k")
 
 
 def require_file(path: str) -> str:

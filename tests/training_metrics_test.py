@@ -5,7 +5,7 @@ from sklearn import metrics as sk_metrics
 
 from tests import testing
 
-from ctr_zoo.training import metrics
+from ctr_zoo import metrics
 
 
 def _pairwise_auc(y, p):

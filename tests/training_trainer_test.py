@@ -1,4 +1,4 @@
-"""Trainer: learning, exact resume (in-process and after SIGKILL), NaN stop, run dirs."""
+"""Trainer: learning, exact resume (in-process and after SIGKILL), NaN stop."""
 
 import json
 import os
@@ -14,7 +14,6 @@ from tests import training_fixtures as fx
 
 import tensorflow as tf
 
-from ctr_zoo.training import model_dir as model_dir_lib
 from ctr_zoo.training import trainer as trainer_lib
 
 N_TRAIN, N_VALID, BATCH = 768, 256, 32  # 24 batches per epoch
@@ -92,6 +91,19 @@ class TrainerTest(testing.TestCase):
     self.assertTrue(os.listdir(os.path.join(model_dir, "tensorboard", "train")))
     self.assertTrue(os.listdir(os.path.join(model_dir, "tensorboard", "valid")))
 
+  def test_write_scalars_writes_numeric_values_of_a_split(self):
+    model_dir = self.make_temp_dir()
+    trainer = _make(model_dir)
+    trainer.write_scalars("test", {"auc": 0.75, "num_examples": 12, "note": "text"}, 7)
+    folder = os.path.join(model_dir, trainer_lib.TENSORBOARD_DIR, "test")
+    values = {}
+    for name in os.listdir(folder):
+      for event in tf.compat.v1.train.summary_iterator(os.path.join(folder, name)):
+        for value in event.summary.value:
+          values[value.tag] = (event.step, float(tf.make_ndarray(value.tensor)))
+    self.assertEqual(values, {"auc": (7, 0.75), "num_examples": (7, 12.0)})
+    _make(None).write_scalars("test", {"auc": 0.5}, 1)  # no model_dir: nothing written
+
   def test_loss_is_the_binary_cross_entropy_of_one_step(self):
     trainer = _make(None)
     features, labels = fx.tiny_arrays(BATCH, seed=5)
@@ -99,7 +111,7 @@ class TrainerTest(testing.TestCase):
     for layer in trainer.model.layers:  # no dropout: training forward pass == inference
       if isinstance(layer, tf.keras.layers.Dropout):
         layer.rate = 0.0
-    loss = float(trainer._train_step(features, labels))  # pylint: disable=protected-access
+    loss = float(trainer.train_step(features, labels))
     p = np.clip(probs, 1e-7, 1 - 1e-7)
     expected = -np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))
     self.assertAllClose(loss, expected, rtol=1e-5, atol=1e-6)
@@ -194,7 +206,7 @@ class TrainerTest(testing.TestCase):
     # (epoch 1, batch 11) is checkpointed, i.e. mid-epoch.
     model_dir, result = os.path.join(root, "run"), os.path.join(root, "run.json")
     proc = run(model_dir, result, slow_after=30)
-    ckpt_dir = model_dir_lib.checkpoint_dir(model_dir)
+    ckpt_dir = os.path.join(model_dir, trainer_lib.CHECKPOINT_DIR)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
       latest = tf.train.latest_checkpoint(ckpt_dir) if os.path.isdir(ckpt_dir) else None
@@ -222,31 +234,6 @@ class TrainerTest(testing.TestCase):
     self.assertAllClose(want["logloss"], got["logloss"], rtol=0, atol=1e-6)
     for a, b in zip(want["weights"], got["weights"]):
       self.assertAllClose(np.array(a), np.array(b), rtol=0, atol=1e-6)
-
-
-class ModelDirTest(testing.TestCase):
-
-  def test_same_params_resume_different_refused_unless_overwrite(self):
-    d = os.path.join(self.make_temp_dir(), "run")
-    params = {"name": "dnn_synthetic", "trainer": {"epochs": 2}}
-    self.assertFalse(model_dir_lib.prepare(d, params))
-    self.assertTrue(model_dir_lib.prepare(d, params))
-    other = {"name": "lr_synthetic", "trainer": {"epochs": 2}}
-    with self.assertRaisesRegex(model_dir_lib.ExperimentMismatchError,
-                                r"holds a different experiment \('dnn_synthetic'\)[\s\S]*"
-                                r"name: \"dnn_synthetic\" -> \"lr_synthetic\"[\s\S]*--overwrite"):
-      model_dir_lib.prepare(d, other)
-    open(os.path.join(d, "stale.txt"), "w").close()
-    self.assertFalse(model_dir_lib.prepare(d, other, overwrite=True))
-    self.assertFalse(os.path.exists(os.path.join(d, "stale.txt")))
-    self.assertEqual(model_dir_lib.load_params(d), other)
-
-  def test_foreign_directory_is_never_deleted(self):
-    d = self.make_temp_dir()
-    open(os.path.join(d, "thesis.tex"), "w").close()
-    with self.assertRaisesRegex(model_dir_lib.ExperimentMismatchError, r"not a ctr_zoo run"):
-      model_dir_lib.prepare(d, {"name": "x"}, overwrite=True)
-    self.assertTrue(os.path.exists(os.path.join(d, "thesis.tex")))
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ from ctr_zoo.datasets.sequences import (SyntheticSequenceConfig, generate_sequen
                                         movielens_spec, read_movielens_100k, sequence_spec,
                                         split_by_time)
 from ctr_zoo.datasets.splits import FileSplit, RandomSplit, parse_split
-from ctr_zoo.datasets.synthetic import (SyntheticCriteoConfig, auc, generate_criteo_tsv,
-                                        load_oracle, logloss, oracle_metrics,
-                                        split_oracle_metrics)
+from ctr_zoo.datasets.synthetic import (SyntheticCriteoConfig, generate_criteo_tsv,
+                                        load_oracle, oracle_metrics, split_oracle_metrics)
+from ctr_zoo.metrics import auc, logloss
 
 __all__ = [
     "DataError", "FileSplit", "FitSummary", "RandomSplit", "ReadSummary",

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ctr_zoo import checks
 from ctr_zoo.datasets import encoding
 from ctr_zoo.datasets import readers
 from ctr_zoo.feature_columns import spec as spec_lib
@@ -196,12 +197,9 @@ def make_dataset(source: Any, spec: spec_lib.FeatureSpec, batch_size: int, shuff
     tf.data.Dataset of ({name: Tensor}, label float32 (B,)).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if not isinstance(batch_size, int) or batch_size < 1:
-    raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-  if skip_batches < 0:
-    raise ValueError(f"skip_batches must be >= 0, got {skip_batches!r}")
-  if epochs is not None and epochs < 1:
-    raise ValueError(f"epochs must be >= 1 or None, got {epochs!r}")
+  checks.positive_int(batch_size, "batch_size")
+  checks.positive_int(skip_batches, "skip_batches", allow_zero=True)
+  checks.optional_positive_int(epochs, "epochs")
   if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], dict):
     features, labels = source
     missing = [n for n in spec.feature_names if n not in features]

@@ -57,6 +57,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from ctr_zoo import checks
 from ctr_zoo.feature_columns import spec as spec_lib
 
 BAD_ROW_POLICIES = ("error", "skip")
@@ -207,10 +208,8 @@ def read_batches(source: Any, spec: spec_lib.FeatureSpec, *, on_bad_rows: str = 
   Raises:
     DataError: bad data (see the module docstring).
   """
-  if on_bad_rows not in BAD_ROW_POLICIES:
-    raise ValueError(f"on_bad_rows must be one of {BAD_ROW_POLICIES}, got {on_bad_rows!r}")
-  if file_format not in FILE_FORMATS:
-    raise ValueError(f"file_format must be one of {FILE_FORMATS}, got {file_format!r}")
+  checks.choice(on_bad_rows, "on_bad_rows", BAD_ROW_POLICIES)
+  checks.choice(file_format, "file_format", FILE_FORMATS)
   summary = summary if summary is not None else ReadSummary()
   for file_index, item in enumerate(expand_source(source)):
     if isinstance(item, str):

@@ -21,6 +21,8 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
+from ctr_zoo import checks
+
 SPLIT_NAMES = ("train", "valid", "test")
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -88,8 +90,7 @@ class FileSplit:
   names: Tuple[str, ...] = SPLIT_NAMES
 
   def __post_init__(self):
-    if not isinstance(self.num_train_files, int) or self.num_train_files < 1:
-      raise ValueError(f"FileSplit: num_train_files must be an int >= 1, got {self.num_train_files!r}")
+    checks.positive_int(self.num_train_files, "FileSplit: num_train_files")
 
   def assign(self, file_index: int, row_keys: np.ndarray) -> np.ndarray:
     n = len(row_keys)

@@ -5,7 +5,8 @@ C1..C26, tab separated, empty = missing), so the real pipeline runs end to
 end, and records the oracle click probability of every row in a side file
 `<path>.oracle.parquet` (columns `p` float64 and `label` int8, row-aligned with
 the TSV). `oracle_metrics` gives the AUC / logloss of the oracle on a split:
-the best any model can do.
+the best any model can do. It scores with `ctr_zoo.metrics`, the same code
+that scores the models.
 
 The world (fixed by `world_seed`, independent of the row seed, so train and
 test files drawn with different seeds share it):
@@ -51,7 +52,9 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from ctr_zoo import checks
 from ctr_zoo.feature_columns import criteo as criteo_lib
+from ctr_zoo.metrics import auc, logloss  # noqa: F401  (also reachable as synthetic.auc / .logloss)
 
 ORACLE_SUFFIX = ".oracle.parquet"
 # Bump whenever a change here alters the rows a (config, seed) produces: caches
@@ -244,8 +247,7 @@ def generate_criteo_tsv(path: str, num_rows: int, seed: int = 0,
   Returns:
     dict with rows, ctr, oracle_auc, oracle_logloss and the oracle file path.
   """
-  if not isinstance(num_rows, int) or num_rows < 1:
-    raise ValueError(f"num_rows must be an int >= 1, got {num_rows!r}")
+  checks.positive_int(num_rows, "num_rows")
   config = config or SyntheticCriteoConfig()
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   oracle_path = path + ORACLE_SUFFIX
@@ -271,28 +273,6 @@ def generate_criteo_tsv(path: str, num_rows: int, seed: int = 0,
   metrics = oracle_metrics(np.concatenate(all_p), np.concatenate(all_y))
   return {"rows": num_rows, "ctr": metrics["ctr"], "oracle_auc": metrics["auc"],
           "oracle_logloss": metrics["logloss"], "oracle_path": oracle_path}
-
-
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-  """ROC AUC (Mann-Whitney U with tied scores given average ranks)."""
-  labels = np.asarray(labels).astype(bool)
-  scores = np.asarray(scores, np.float64)
-  n1 = int(labels.sum())
-  n0 = len(labels) - n1
-  if n1 == 0 or n0 == 0:
-    raise ValueError(f"AUC needs both classes, got {n1} positives and {n0} negatives")
-  order = np.argsort(scores, kind="mergesort")
-  s = scores[order]
-  _, first, counts = np.unique(s, return_index=True, return_counts=True)
-  ranks = np.repeat(first + (counts + 1) / 2.0, counts)  # 1-based average ranks
-  return float((ranks[labels[order]].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
-
-
-def logloss(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-7) -> float:
-  """Mean binary cross-entropy, probabilities clipped to [eps, 1 - eps]."""
-  y = np.asarray(labels, np.float64)
-  p = np.clip(np.asarray(probs, np.float64), eps, 1 - eps)
-  return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
 def oracle_metrics(probs: np.ndarray, labels: np.ndarray) -> Dict[str, float]:

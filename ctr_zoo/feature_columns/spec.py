@@ -44,6 +44,8 @@ import math
 import os
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
+from ctr_zoo import checks
+
 MISSING_ID = 0
 PAD_ID = 0
 OOV_ID = 1
@@ -69,9 +71,7 @@ def _check_name(kind: str, name: Any) -> None:
 
 
 def _check_positive_int(kind: str, field: str, value: Any, allow_zero=False) -> None:
-  if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-    bound = ">= 0" if allow_zero else ">= 1"
-    raise SpecError(f"{kind}.{field} must be an int {bound}, got {value!r}")
+  checks.positive_int(value, f"{kind}.{field}", allow_zero=allow_zero, error=SpecError)
 
 
 def _check_vocab(kind: str, vocabulary: Any) -> None:
@@ -108,11 +108,9 @@ class DenseFeature:
 
   def __post_init__(self):
     _check_name("DenseFeature", self.name)
-    if self.transform not in DENSE_TRANSFORMS:
-      raise SpecError(f"DenseFeature {self.name!r}: transform must be one of "
-                      f"{DENSE_TRANSFORMS}, got {self.transform!r}")
-    if not isinstance(self.std, (int, float)) or not self.std > 0:
-      raise SpecError(f"DenseFeature {self.name!r}: std must be > 0, got {self.std!r}")
+    checks.choice(self.transform, f"DenseFeature {self.name!r}: transform", DENSE_TRANSFORMS,
+                  error=SpecError)
+    checks.positive(self.std, f"DenseFeature {self.name!r}: std", error=SpecError)
     _check_positive_int(f"DenseFeature {self.name!r}", "min_count", self.min_count)
     _check_positive_int(f"DenseFeature {self.name!r}", "embedding_dim", self.embedding_dim)
     _check_vocab(f"DenseFeature {self.name!r}", self.vocabulary)
@@ -368,7 +366,8 @@ class FeatureSpec:
   def with_embedding_dim(self, dim: int) -> "FeatureSpec":
     """The same spec with every id feature's embedding_dim set to `dim`."""
     return self.with_features(
-        dataclasses.replace(f, embedding_dim=dim) if hasattr(f, "embedding_dim") else f
+        dataclasses.replace(f, embedding_dim=dim)
+        if isinstance(f, SequenceFeature) or f.is_categorical else f
         for f in self.features)
 
   def input_dtype(self, feature: Feature):

@@ -5,6 +5,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from ctr_zoo import checks
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
@@ -53,8 +54,7 @@ class MultiHeadSelfAttention(tf.keras.layers.Layer):
                **kwargs):
     super().__init__(**kwargs)
     for name, value in (("num_heads", num_heads), ("head_dim", head_dim)):
-      if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"MultiHeadSelfAttention {name} must be an int >= 1, got {value!r}")
+      checks.positive_int(value, f"MultiHeadSelfAttention {name}")
     self.num_heads = num_heads
     self.head_dim = head_dim
     self.use_residual = bool(use_residual)

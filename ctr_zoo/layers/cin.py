@@ -4,6 +4,7 @@ from typing import Any, Sequence
 
 import tensorflow as tf
 
+from ctr_zoo import checks
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
@@ -52,9 +53,7 @@ class CIN(tf.keras.layers.Layer):
                kernel_regularizer: Any = None,
                **kwargs):
     super().__init__(**kwargs)
-    sizes = list(layer_sizes) if isinstance(layer_sizes, (list, tuple)) else None
-    if not sizes or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in sizes):
-      raise ValueError(f"CIN layer_sizes must be a non-empty list of ints >= 1, got {layer_sizes!r}")
+    sizes = list(checks.positive_ints(layer_sizes, "CIN layer_sizes", allow_empty=False))
     if split_half and any(v % 2 for v in sizes[:-1]):
       raise ValueError(f"CIN with split_half=True needs even layer_sizes (except the last), "
                        f"got {layer_sizes!r}")

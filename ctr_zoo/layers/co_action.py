@@ -4,6 +4,7 @@ from typing import Any, Sequence
 
 import tensorflow as tf
 
+from ctr_zoo import checks
 from ctr_zoo.serialization import register
 
 
@@ -93,9 +94,7 @@ class CoActionUnit(tf.keras.layers.Layer):
                **kwargs):
     super().__init__(**kwargs)
     self.mlp_dims = list(_check_dims(mlp_dims))
-    if isinstance(orders, bool) or not isinstance(orders, int) or orders < 1:
-      raise ValueError(f"CoActionUnit orders must be an int >= 1, got {orders!r}")
-    self.orders = orders
+    self.orders = checks.positive_int(orders, "CoActionUnit orders")
     self.order_independent = bool(order_independent)
     self.activation = tf.keras.activations.get(activation)
     self.use_bias = bool(use_bias)

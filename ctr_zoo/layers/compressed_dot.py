@@ -5,6 +5,7 @@ from typing import Any, Optional, Sequence, Union
 
 import tensorflow as tf
 
+from ctr_zoo import checks
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
@@ -62,8 +63,9 @@ class CompressedDotProduct(tf.keras.layers.Layer):
     >>> CompressedDotProduct(4)(tf.ones((2, 10, 8))).shape
     TensorShape([2, 72])
 
-  References: the notes' "CDot" section; Wukong's optimized FM
-  (arXiv 2403.02545, X (X^T Y)); Meta's DotCompress; torchrec DLRM_Projection.
+  References: random projections preserve pairwise geometry (the
+  Johnson-Lindenstrauss lemma); Wukong's optimized FM (arXiv 2403.02545,
+  X (X^T Y)); Meta's DotCompress; torchrec's DLRM_Projection.
   """
 
   def __init__(self,
@@ -78,8 +80,7 @@ class CompressedDotProduct(tf.keras.layers.Layer):
     if projection not in PROJECTIONS:
       raise ValueError(f"CompressedDotProduct projection must be one of {PROJECTIONS}, "
                        f"got {projection!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-      raise ValueError(f"CompressedDotProduct seed must be an int, got {seed!r}")
+    checks.positive_int(seed, "CompressedDotProduct seed", allow_zero=True)
     if groups is not None:
       groups = [list(g) for g in groups]
       if not groups or any(not g for g in groups):

@@ -4,6 +4,7 @@ from typing import Any, Optional
 
 import tensorflow as tf
 
+from ctr_zoo import checks
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
@@ -64,13 +65,9 @@ class CrossNet(tf.keras.layers.Layer):
                bias_regularizer: Any = None,
                **kwargs):
     super().__init__(**kwargs)
-    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-      raise ValueError(f"CrossNet num_layers must be an int >= 1, got {num_layers!r}")
-    if projection_dim is not None and (isinstance(projection_dim, bool) or
-                                       not isinstance(projection_dim, int) or projection_dim < 1):
-      raise ValueError(f"CrossNet projection_dim must be None or an int >= 1, got {projection_dim!r}")
-    if not isinstance(diag_scale, (int, float)) or diag_scale < 0:
-      raise ValueError(f"CrossNet diag_scale must be a number >= 0, got {diag_scale!r}")
+    checks.positive_int(num_layers, "CrossNet num_layers")
+    checks.optional_positive_int(projection_dim, "CrossNet projection_dim")
+    checks.non_negative(diag_scale, "CrossNet diag_scale")
     self.num_layers = num_layers
     self.projection_dim = projection_dim
     self.diag_scale = float(diag_scale)

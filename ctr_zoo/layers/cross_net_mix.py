@@ -4,6 +4,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from ctr_zoo import checks
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
@@ -64,8 +65,7 @@ class CrossNetMix(tf.keras.layers.Layer):
     super().__init__(**kwargs)
     for name, value in (("num_layers", num_layers), ("num_experts", num_experts),
                         ("low_rank", low_rank)):
-      if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"CrossNetMix {name} must be an int >= 1, got {value!r}")
+      checks.positive_int(value, f"CrossNetMix {name}")
     self.num_layers = num_layers
     self.num_experts = num_experts
     self.low_rank = low_rank

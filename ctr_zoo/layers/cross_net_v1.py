@@ -4,6 +4,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from ctr_zoo import checks
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
@@ -57,9 +58,7 @@ class VectorCrossNet(tf.keras.layers.Layer):
                bias_regularizer: Any = None,
                **kwargs):
     super().__init__(**kwargs)
-    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-      raise ValueError(f"VectorCrossNet num_layers must be an int >= 1, got {num_layers!r}")
-    self.num_layers = num_layers
+    self.num_layers = checks.positive_int(num_layers, "VectorCrossNet num_layers")
     self.use_bias = bool(use_bias)
     self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
     self.bias_initializer = tf.keras.initializers.get(bias_initializer)

@@ -4,6 +4,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
+from ctr_zoo import checks
 from ctr_zoo.layers import initializers
 from ctr_zoo.serialization import register
 
@@ -23,8 +24,7 @@ def _normalize_tables(tables: Sequence[Any], layer_name: str) -> list:
     if not isinstance(name, str) or not name:
       raise ValueError(f"{layer_name} table name must be a non-empty string, got {name!r} in {t!r}")
     for what, v in (("num_ids", num_ids), ("dim", dim)):
-      if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{layer_name} table {name!r}: {what} must be an int >= 1, got {v!r}")
+      checks.positive_int(v, f"{layer_name} table {name!r}: {what}")
     out.append((name, int(num_ids), int(dim)))
   names = [t[0] for t in out]
   dupes = sorted({n for n in names if names.count(n) > 1})

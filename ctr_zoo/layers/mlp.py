@@ -4,6 +4,7 @@ from typing import Any, Optional, Sequence
 
 import tensorflow as tf
 
+from ctr_zoo import checks
 from ctr_zoo.layers import initializers
 from ctr_zoo.serialization import register
 
@@ -56,13 +57,8 @@ class MLP(tf.keras.layers.Layer):
                numeric_embedding: Optional[Any] = None,
                **kwargs):
     super().__init__(**kwargs)
-    dims = list(dims) if isinstance(dims, (list, tuple)) else dims
-    if (not isinstance(dims, list) or not dims or
-        any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in dims)):
-      raise ValueError(f"MLP dims must be a non-empty list of ints >= 1, got {dims!r}")
-    if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-      raise ValueError(f"MLP dropout must be in [0, 1), got {dropout!r}")
-    self.dims = dims
+    self.dims = list(checks.positive_ints(dims, "MLP dims", allow_empty=False))
+    checks.fraction(dropout, "MLP dropout")
     self.activation = activation if activation == "prelu" else tf.keras.activations.get(activation)
     self.dropout = float(dropout)
     self.batch_norm = bool(batch_norm)
@@ -164,7 +160,7 @@ class NumericFieldDense(tf.keras.layers.Layer):
   Args:
     units: int >= 1. h.
     numeric_embedding: a built layer whose `kernel` is V (m, d), e.g.
-      `ctr_zoo.models.blocks.DenseFieldEmbedding`.
+      `ctr_zoo.layers.DenseFieldEmbedding`.
     use_bias: bool. Defaults to True.
     kernel_initializer: initializer of K. Defaults to "glorot_uniform".
     bias_initializer: initializer of b. Defaults to "zeros".
@@ -180,8 +176,7 @@ class NumericFieldDense(tf.keras.layers.Layer):
                kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
                kernel_regularizer: Any = None, **kwargs):
     super().__init__(**kwargs)
-    if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-      raise ValueError(f"NumericFieldDense units must be an int >= 1, got {units!r}")
+    checks.positive_int(units, "NumericFieldDense units")
     if numeric_embedding is None:
       raise ValueError("NumericFieldDense needs the numeric_embedding layer that owns V")
     self.units = units

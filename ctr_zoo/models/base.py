@@ -8,9 +8,9 @@ functional models (saving, reloading, composing into a user's own functional
 model) together with a constructor that stores what the model was built from:
 
 - `get_config()` is `{"name", "spec" (the spec as JSON), "config" (the config
-  dataclass as a dict)}`; `from_config` rebuilds the same graph, so
-  `tf.keras.models.load_model` of a `.keras` file or a SavedModel directory
-  works after `import ctr_zoo` with no `custom_objects`.
+  dataclass as a dict), "precision", "graph_version"}`; `from_config` rebuilds
+  the same graph, so `tf.keras.models.load_model` of a `.keras` file or a
+  SavedModel directory works after `import ctr_zoo` with no `custom_objects`.
 - Inputs: the spec's feature dict (int64 ids (B,) or (B, max_len) for id and
   sequence features, float32 (B,) for dense ones; see
   `ctr_zoo.feature_columns.spec`).
@@ -24,9 +24,18 @@ model) together with a constructor that stores what the model was built from:
   optimizer split (sparse FTRL/AdaGrad on tables, Adam on the rest) applies to
   every model without special cases.
 
-Subclasses define `config_class` (a dataclass) and the class method
-`build_logit(inputs, spec, config) -> (B, 1) tensor`, and register themselves
-with `ctr_zoo.models.registry.register_model`.
+A model is assembled from parts (`ctr_zoo.models.parts`): embed ->
+interaction -> tower -> combine. Subclasses define `config_class` (a frozen
+dataclass; an `embedding: EmbeddingConfig` field sets the embedding width and
+L2, a `tower: TowerConfig` field the MLP) and the class method
+`build_logit(parts, config) -> (B, 1) tensor`, and register themselves with
+`ctr_zoo.models.registry.register_model`.
+
+Config dicts may give nested sections as dicts (`tower={"dropout": 0.1}`,
+merged into the model's default section) and may use the flat names of
+earlier versions (`dnn_dims`, `dropout`, `batch_norm`, `activation`,
+`embedding_l2`; see `LEGACY_KEYS`), so files and run configs written before
+the sections existed still load.
 """
 
 from __future__ import annotations
@@ -34,11 +43,29 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional
 
 import tensorflow as tf
 
+from ctr_zoo import checks
 from ctr_zoo.feature_columns import spec as spec_lib
+from ctr_zoo.layers import mlp as mlp_lib
+from ctr_zoo.layers import tower as tower_lib
+from ctr_zoo.models import parts as parts_lib
+
+GRAPH_VERSION = parts_lib.GRAPH_VERSION
+GRAPH_VERSIONS = parts_lib.GRAPH_VERSIONS
+EmbeddingConfig = parts_lib.EmbeddingConfig
+TowerConfig = tower_lib.TowerConfig
+
+# Flat config keys of earlier versions -> (section, field).
+LEGACY_KEYS = {
+    "dnn_dims": ("tower", "dims"),
+    "dropout": ("tower", "dropout"),
+    "batch_norm": ("tower", "batch_norm"),
+    "activation": ("tower", "activation"),
+    "embedding_l2": ("embedding", "l2"),
+}
 
 
 class ModelConfigError(ValueError):
@@ -61,30 +88,15 @@ def as_spec(spec: Any) -> spec_lib.FeatureSpec:
   return spec
 
 
-def config_from(config_class, config: Any = None, **overrides):
-  """An instance of `config_class` from None / an instance / a dict, plus overrides.
-
-  Unknown keys raise `ModelConfigError` naming them and the allowed fields.
-  """
-  if config is None:
-    values = {}
-  elif isinstance(config, config_class):
-    values = dataclasses.asdict(config)
-  elif isinstance(config, Mapping):
-    values = dict(config)
-  else:
-    raise ModelConfigError(
-        f"config must be a {config_class.__name__}, a dict or None, got {type(config).__name__}")
-  values.update(overrides)
-  allowed = {f.name for f in dataclasses.fields(config_class)}
-  unknown = sorted(set(values) - allowed)
-  if unknown:
-    raise ModelConfigError(
-        f"{config_class.__name__}: unknown fields {unknown}; allowed: {sorted(allowed)}")
-  for f in dataclasses.fields(config_class):  # JSON turns tuples into lists.
-    if isinstance(values.get(f.name), list):
-      values[f.name] = _to_tuple(values[f.name])
-  return config_class(**values)
+def _sections(config_class) -> dict:
+  """{field name: default section instance} of the config's nested dataclass fields."""
+  out = {}
+  for f in dataclasses.fields(config_class):
+    if f.default_factory is not dataclasses.MISSING:
+      default = f.default_factory()
+      if dataclasses.is_dataclass(default):
+        out[f.name] = default
+  return out
 
 
 def _to_tuple(value):
@@ -93,32 +105,94 @@ def _to_tuple(value):
   return value
 
 
-def check_positive_ints(owner: str, name: str, values: Sequence[Any], allow_empty=True) -> None:
-  """Raises ModelConfigError unless `values` is a sequence of ints >= 1."""
-  if not isinstance(values, (tuple, list)) or (not allow_empty and not values) or any(
-      isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
-    raise ModelConfigError(f"{owner}.{name} must be a tuple of ints >= 1, got {values!r}")
+def _as_partial(value) -> Any:
+  """A section value as a dict of the fields it sets (instances give all their fields)."""
+  if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+  return value
 
 
-def check_positive_int(owner: str, name: str, value: Any, allow_zero=False) -> None:
-  if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-    bound = ">= 0" if allow_zero else ">= 1"
-    raise ModelConfigError(f"{owner}.{name} must be an int {bound}, got {value!r}")
+def _move_legacy_keys(config_class, values: dict, sections: dict) -> dict:
+  """Moves flat keys of earlier versions (`LEGACY_KEYS`, and the config class's own
+  `legacy_keys`) into their section's dict."""
+  owner = config_class.__name__
+  values = dict(values)
+  legacy = {**LEGACY_KEYS, **getattr(config_class, "legacy_keys", {})}
+  for old, (section, field) in legacy.items():
+    if old not in values or section not in sections:
+      continue
+    nested = _as_partial(values.get(section)) or {}
+    if not isinstance(nested, Mapping):
+      continue  # reported as a bad section value below
+    if field in nested and section in values:
+      raise ModelConfigError(f"{owner}: {old!r} is the earlier name of {section}.{field}; "
+                             f"give only {section}.{field}")
+    values[section] = {**nested, field: values.pop(old)}
+  return values
 
 
-def check_fraction(owner: str, name: str, value: Any) -> None:
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-    raise ModelConfigError(f"{owner}.{name} must be a number in [0, 1), got {value!r}")
+def _build_section(owner: str, name: str, default, value):
+  """The section instance: the model's default section updated with `value`'s fields."""
+  value = _as_partial(value)
+  if not isinstance(value, Mapping):
+    raise ModelConfigError(f"{owner}.{name} must be a {type(default).__name__} or a dict, "
+                           f"got {value!r}")
+  allowed = {f.name for f in dataclasses.fields(default)}
+  unknown = sorted(set(value) - allowed)
+  if unknown:
+    raise ModelConfigError(f"{owner}.{name}: unknown fields {unknown}; allowed: {sorted(allowed)}")
+  try:
+    return dataclasses.replace(default, **{k: _to_tuple(v) for k, v in value.items()})
+  except ValueError as e:
+    raise ModelConfigError(f"{owner}.{e}") from e
 
 
-def check_non_negative(owner: str, name: str, value: Any) -> None:
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-    raise ModelConfigError(f"{owner}.{name} must be a number >= 0, got {value!r}")
+def config_from(config_class, config: Any = None, **overrides):
+  """An instance of `config_class` from None / an instance / a dict, plus overrides.
 
+  Nested sections (`embedding`, `tower`) may be given as section instances or
+  as dicts of some of their fields, which update the model's default section
+  (or the section given in `config`); flat names of earlier versions
+  (`LEGACY_KEYS`) are moved into their section. Unknown keys raise
+  `ModelConfigError` naming them and the allowed fields.
 
-def check_choice(owner: str, name: str, value: Any, choices: Sequence[Any]) -> None:
-  if value not in choices:
-    raise ModelConfigError(f"{owner}.{name} must be one of {tuple(choices)}, got {value!r}")
+  Example:
+    >>> config_from(DNNConfig, {"tower": {"dims": (64,)}}, dropout=0.1).tower
+    TowerConfig(dims=(64,), dropout=0.1, batch_norm=False, activation='relu')
+  """
+  owner = config_class.__name__
+  if config is None:
+    values = {}
+  elif isinstance(config, config_class):
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config_class)}
+  elif isinstance(config, Mapping):
+    values = dict(config)
+  else:
+    raise ModelConfigError(
+        f"config must be a {owner}, a dict or None, got {type(config).__name__}")
+  sections = _sections(config_class)
+  values = _move_legacy_keys(config_class, values, sections)
+  for key, value in _move_legacy_keys(config_class, overrides, sections).items():
+    base, update = _as_partial(values.get(key)), _as_partial(value)
+    if key in sections and isinstance(base, Mapping) and isinstance(update, Mapping):
+      values[key] = {**base, **update}
+    else:
+      values[key] = value
+  allowed = {f.name for f in dataclasses.fields(config_class)}
+  unknown = sorted(set(values) - allowed)
+  if unknown:
+    raise ModelConfigError(f"{owner}: unknown fields {unknown}; allowed: {sorted(allowed)}")
+  for name, default in sections.items():
+    values[name] = _build_section(owner, name, default, values.get(name, {}))
+  for name, value in values.items():  # JSON turns tuples into lists.
+    if name not in sections:
+      values[name] = _to_tuple(value)
+  try:
+    return config_class(**values)
+  except ModelConfigError:
+    raise
+  except ValueError as e:
+    raise ModelConfigError(f"{owner}: {e}") from e
 
 
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -136,35 +210,11 @@ def check_precision(precision: Optional[str]) -> str:
   return precision
 
 
-# The layout of the layers `build_logit` makes (names, order and classes, which
-# `.keras` files and SavedModels are matched against on loading):
-#   1: field-wise models (FM, DeepFM, xDeepFM, AutoInt) feed the concatenated
-#      field stack to their FM and to a Dense-first MLP;
-#   2: their DNN starts with `NumericFieldDense` and the FM takes the field
-#      groups (the same numbers, fewer FLOPs and copies).
-# `get_config` records the version; a file saved before it was recorded is
-# rebuilt with layout 1, so it loads.
-GRAPH_VERSION = 2
-GRAPH_VERSIONS = (1, 2)
-_graph_version_stack = [GRAPH_VERSION]
-
-
-def graph_version() -> int:
-  """The layer layout of the model being built (GRAPH_VERSION unless an older file is loaded)."""
-  return _graph_version_stack[-1]
-
-
-@contextlib.contextmanager
-def building_graph_version(version: int):
-  """Builds models inside the block with layer layout `version` (see GRAPH_VERSION)."""
+def check_graph_version(version: Any) -> int:
   if isinstance(version, bool) or version not in GRAPH_VERSIONS:
     raise ModelConfigError(f"graph_version must be one of {GRAPH_VERSIONS}, got {version!r} "
                            "(a file saved by a newer ctr_zoo?)")
-  _graph_version_stack.append(version)
-  try:
-    yield
-  finally:
-    _graph_version_stack.pop()
+  return version
 
 
 @contextlib.contextmanager
@@ -205,15 +255,21 @@ class CTRModel(tf.keras.Model):
   default_optimizers = {"embedding": "adagrad", "dense": "adam"}
 
   def __init__(self, spec, config=None, name: Optional[str] = None,
-               precision: Optional[str] = None, **kwargs):
+               precision: Optional[str] = None, graph_version: int = GRAPH_VERSION, **kwargs):
     spec = as_spec(spec)
     config = config_from(self.config_class, config)
     precision = check_precision(precision)
+    graph_version = check_graph_version(graph_version)
+    embedding = getattr(config, "embedding", None)
+    if embedding is None:  # a model without tables of its own (lr)
+      embedding = EmbeddingConfig(dim=None, l2=0.0)
+    if embedding.dim is not None:
+      spec = spec.with_embedding_dim(embedding.dim)
     with _global_policy(precision):
       inputs = spec.keras_inputs()
-      logit = self.build_logit(inputs, spec, config)  # (B, 1)
+      logit = self.build_logit(parts_lib.Parts(inputs, spec, embedding, graph_version), config)
       # float32 from here on whatever the policy: the loss and the metrics see float32.
-      logit = tf.keras.layers.Activation("linear", name="logit", dtype="float32")(logit)
+      logit = tf.keras.layers.Activation("linear", name="logit", dtype="float32")(logit)  # (B, 1)
       probability = tf.keras.layers.Activation("sigmoid", name="probability",
                                                dtype="float32")(logit)
     super().__init__(inputs=inputs, outputs=probability,
@@ -221,13 +277,12 @@ class CTRModel(tf.keras.Model):
     self._spec = spec
     self._model_config = config
     self._precision = precision
-    self._graph_version = graph_version()
+    self._graph_version = graph_version
     self._check_shared_weights()
 
   def _check_shared_weights(self) -> None:
     """A layer reading another layer's weight (`NumericFieldDense` reads V) needs that
     layer in the model too, or V would be neither trained nor saved."""
-    from ctr_zoo.layers import mlp as mlp_lib  # pylint: disable=g-import-not-at-top
     own = {v.ref() for v in self.variables}
     for layer in self._flatten_layers(include_self=False, recursive=True):
       if isinstance(layer, mlp_lib.NumericFieldDense):
@@ -239,9 +294,22 @@ class CTRModel(tf.keras.Model):
               "trained nor saved; use the field stack (e.g. FieldStack.groups or .stack) in the model")
 
   @classmethod
-  def build_logit(cls, inputs: dict, spec: spec_lib.FeatureSpec, config) -> tf.Tensor:
-    """Maps the dict of `tf.keras.Input`s to the (B, 1) logit tensor."""
+  def build_logit(cls, parts: parts_lib.Parts, config) -> tf.Tensor:
+    """The (B, 1) logit from the model's `Parts` (its inputs and their embeddings)."""
     raise NotImplementedError(f"{cls.__name__} must implement build_logit")
+
+  def training_loss(self, features, labels):
+    """The data loss of one training batch and the click probabilities (B, 1).
+
+    Mean binary cross-entropy of `labels` (B,) or (B, 1) and the model's
+    probabilities in training mode; layer losses (`self.losses`, e.g. the
+    embedding L2) are NOT included: the trainer adds them. Models trained
+    with an auxiliary loss (DCNv3's Tri-BCE) override this.
+    """
+    labels = tf.reshape(tf.cast(labels, tf.float32), (-1, 1))  # (B, 1)
+    probabilities = self(features, training=True)  # (B, 1)
+    loss = tf.reduce_mean(tf.keras.losses.binary_crossentropy(labels, probabilities))
+    return loss, probabilities
 
   # --- what the model was built from ----------------------------------------
   @property
@@ -269,12 +337,15 @@ class CTRModel(tf.keras.Model):
                                     "graph_version"})
     if unknown:
       raise ModelConfigError(f"{cls.__name__}.from_config: unknown keys {unknown}")
-    config.pop("trainable", None)
+    model_config = dict(config.get("config") or {})
+    if "embedding" in _sections(cls.config_class) and "embedding" not in model_config:
+      # Saved before the embedding section existed: the saved spec holds the widths.
+      model_config["embedding"] = {"dim": None}
     # Files saved before `precision` existed were float32, and before `graph_version`
     # existed had layout 1.
-    with building_graph_version(config.get("graph_version", 1)):
-      return cls(spec=config["spec"], config=config.get("config"), name=config.get("name"),
-                 precision=config.get("precision", "float32"))
+    return cls(spec=config["spec"], config=model_config, name=config.get("name"),
+               precision=config.get("precision", "float32"),
+               graph_version=config.get("graph_version", 1))
 
   @property
   def graph_version(self) -> int:

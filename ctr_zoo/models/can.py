@@ -7,12 +7,13 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
+from ctr_zoo import checks
 from ctr_zoo.feature_columns import spec as spec_lib
 from ctr_zoo.layers import co_action as co_lib
 from ctr_zoo.layers import embedding as embedding_lib
+from ctr_zoo.layers import sequence
 from ctr_zoo.models import base
-from ctr_zoo.models import blocks
-from ctr_zoo.models import dnn as dnn_lib
+from ctr_zoo.models import parts as parts_lib
 from ctr_zoo.models.registry import register_model
 
 
@@ -37,22 +38,19 @@ class CANConfig:
     order_independent: bool. Separate micro-MLP weights per order. Defaults to False.
     induction_stddev: float. Std of the induction table's N(0, s^2) init (its
       rows are MLP weights: ~1/sqrt(fan-in 16)). Defaults to 0.25.
-    dnn_dims: tuple of int. Defaults to (200, 80) (official).
-    activation: str. Defaults to "prelu" (official).
-    dropout: float. Defaults to 0.0.
-    batch_norm: bool. Defaults to False.
-    embedding_l2: float. L2 on looked-up main-embedding rows. Defaults to 1e-5.
+    embedding: EmbeddingConfig. The main embeddings' width, L2 and layout
+      (the co-action tables have their own widths, from mlp_dims).
+    tower: TowerConfig. The DNN. Defaults to (200, 80) with PReLU and no
+      dropout (official).
   """
   pairs: Optional[Tuple[Tuple[str, str], ...]] = None
   mlp_dims: Tuple[int, ...] = (16, 8, 4)
   orders: int = 3
   order_independent: bool = False
   induction_stddev: float = 0.25
-  dnn_dims: Tuple[int, ...] = (200, 80)
-  activation: str = "prelu"
-  dropout: float = 0.0
-  batch_norm: bool = False
-  embedding_l2: float = 1e-5
+  embedding: base.EmbeddingConfig = dataclasses.field(default_factory=base.EmbeddingConfig)
+  tower: base.TowerConfig = dataclasses.field(
+      default_factory=lambda: base.TowerConfig(dims=(200, 80), dropout=0.0, activation="prelu"))
 
   def __post_init__(self):
     owner = "CANConfig"
@@ -63,13 +61,13 @@ class CANConfig:
         raise base.ModelConfigError(
             f"{owner}.pairs must be None or a non-empty tuple of (induction, feed) name pairs, "
             f"got {self.pairs!r}")
-    base.check_positive_ints(owner, "mlp_dims", self.mlp_dims, allow_empty=False)
+    error = base.ModelConfigError
+    checks.positive_ints(self.mlp_dims, f"{owner}.mlp_dims", allow_empty=False, error=error)
     if len(self.mlp_dims) < 2:
-      raise base.ModelConfigError(f"{owner}.mlp_dims needs >= 2 widths (feed width first), "
-                                  f"got {self.mlp_dims!r}")
-    base.check_positive_int(owner, "orders", self.orders)
-    base.check_non_negative(owner, "induction_stddev", self.induction_stddev)
-    dnn_lib.check_tower(owner, self)
+      raise error(f"{owner}.mlp_dims needs >= 2 widths (feed width first), got {self.mlp_dims!r}")
+    checks.positive_int(self.orders, f"{owner}.orders", error=error)
+    checks.boolean(self.order_independent, f"{owner}.order_independent", error=error)
+    checks.non_negative(self.induction_stddev, f"{owner}.induction_stddev", error=error)
 
 
 def co_action_pairs(spec: spec_lib.FeatureSpec, config: CANConfig) -> tuple:
@@ -112,7 +110,8 @@ class CAN(base.CTRModel):
   config_class = CANConfig
 
   @classmethod
-  def build_logit(cls, inputs, spec, config):
+  def build_logit(cls, parts, config):
+    inputs, spec = parts.inputs, parts.spec
     width = co_lib.co_action_param_width(config.mlp_dims, False, config.orders,
                                          config.order_independent)
     outputs = []
@@ -126,10 +125,9 @@ class CAN(base.CTRModel):
           name=f"co_action_{i}_feed")({b: inputs[b]})[b]  # (B, T, d_0) or (B, d_0)
       unit_inputs = [induction, feed]
       if isinstance(spec[b], spec_lib.SequenceFeature):
-        unit_inputs.append(blocks.SequenceMask(name=f"co_action_{i}_mask")(inputs[b]))  # (B, T)
+        unit_inputs.append(sequence.SequenceMask(name=f"co_action_{i}_mask")(inputs[b]))  # (B, T)
       outputs.append(co_lib.CoActionUnit(
           config.mlp_dims, orders=config.orders, order_independent=config.order_independent,
           name=f"co_action_{i}")(unit_inputs))  # (B, C sum d_l)
-    x0 = blocks.flat_input(inputs, spec, config.embedding_l2)
-    h = blocks.concat([x0] + outputs, name="dnn_input")
-    return blocks.dense_logit(dnn_lib.tower(h, config))
+    x0 = parts.flat_input()
+    return parts_lib.stacked(parts_lib.concat([x0] + outputs, name="dnn_input"), config.tower)

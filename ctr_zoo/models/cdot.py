@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Tuple
 
 import tensorflow as tf
 
+from ctr_zoo import checks
 from ctr_zoo.layers import compressed_dot as cdot_lib
 from ctr_zoo.models import base
-from ctr_zoo.models import blocks
-from ctr_zoo.models import dnn as dnn_lib
+from ctr_zoo.models import parts as parts_lib
 from ctr_zoo.models.registry import register_model
 
 PROJECTIONS = ("random", "learned", "instance")
@@ -32,11 +31,8 @@ class CDotConfig:
     second_num_projections: int. k of the second block. Defaults to 8.
     include_embeddings: bool. Feed flatten(X) to the MLP too. Defaults to True.
     seed: int. Seed of the projections. Defaults to 0.
-    dnn_dims: tuple of int. Defaults to (400, 400, 400).
-    dropout: float. Defaults to 0.2.
-    batch_norm: bool. Defaults to False.
-    activation: str. Defaults to "relu".
-    embedding_l2: float. Defaults to 1e-5.
+    embedding: EmbeddingConfig. Width, L2 and table layout.
+    tower: TowerConfig. The MLP. Defaults to 3 x 400 with dropout 0.2.
   """
   num_projections: int = 8
   projection: str = "learned"
@@ -44,19 +40,17 @@ class CDotConfig:
   second_num_projections: int = 8
   include_embeddings: bool = True
   seed: int = 0
-  dnn_dims: Tuple[int, ...] = (400, 400, 400)
-  dropout: float = 0.2
-  batch_norm: bool = False
-  activation: str = "relu"
-  embedding_l2: float = 1e-5
+  embedding: base.EmbeddingConfig = dataclasses.field(default_factory=base.EmbeddingConfig)
+  tower: base.TowerConfig = dataclasses.field(default_factory=base.TowerConfig)
 
   def __post_init__(self):
-    owner = "CDotConfig"
-    base.check_positive_int(owner, "num_projections", self.num_projections)
-    base.check_positive_int(owner, "second_num_projections", self.second_num_projections)
-    base.check_choice(owner, "projection", self.projection, PROJECTIONS)
-    base.check_positive_int(owner, "seed", self.seed, allow_zero=True)
-    dnn_lib.check_tower(owner, self)
+    owner, error = "CDotConfig", base.ModelConfigError
+    checks.positive_int(self.num_projections, f"{owner}.num_projections", error=error)
+    checks.positive_int(self.second_num_projections, f"{owner}.second_num_projections", error=error)
+    checks.choice(self.projection, f"{owner}.projection", PROJECTIONS, error=error)
+    checks.boolean(self.second_block, f"{owner}.second_block", error=error)
+    checks.boolean(self.include_embeddings, f"{owner}.include_embeddings", error=error)
+    checks.positive_int(self.seed, f"{owner}.seed", allow_zero=True, error=error)
 
 
 @register_model("cdot")
@@ -64,23 +58,22 @@ class CDot(base.CTRModel):
   """Field embeddings -> CompressedDotProduct (+ a second block) -> MLP.
 
   Cost O(n k d) per block instead of O(n^2 d) for all pairwise dots. Needs one
-  embedding_dim for every id feature. See the notes' "CDot" section; relatives:
-  Wukong's optimized FM (arXiv 2403.02545), Meta's DotCompress.
+  embedding width for every id feature. Relatives: Wukong's optimized FM
+  (arXiv 2403.02545), Meta's DotCompress.
   """
   config_class = CDotConfig
 
   @classmethod
-  def build_logit(cls, inputs, spec, config):
-    x = blocks.field_stack(inputs, spec, config.embedding_l2, owner="cdot")  # (B, n, d)
+  def build_logit(cls, parts, config):
+    x = parts.field_stack(owner="cdot").stack  # (B, n, d)
     out1, z1 = cdot_lib.CompressedDotProduct(
         config.num_projections, projection=config.projection, seed=config.seed,
         return_compressed=True, name="cdot_1")(x)  # (B, kd + nk), (B, k, d)
-    parts = [blocks.flatten(x)] if config.include_embeddings else []
-    parts.append(out1)
+    features = [parts_lib.flatten(x)] if config.include_embeddings else []
+    features.append(out1)
     if config.second_block:
       x2 = tf.keras.layers.Concatenate(axis=1, name="fields_and_compressed")([x, z1])  # (B, n+k, d)
-      parts.append(cdot_lib.CompressedDotProduct(
+      features.append(cdot_lib.CompressedDotProduct(
           config.second_num_projections, projection=config.projection, seed=config.seed + 1,
           name="cdot_2")(x2))
-    h = blocks.concat(parts, name="cdot_features")
-    return blocks.dense_logit(dnn_lib.tower(h, config))
+    return parts_lib.stacked(parts_lib.concat(features, name="cdot_features"), config.tower)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Tuple
 
+from ctr_zoo import checks
 from ctr_zoo.layers import cross_net_mix as mix_lib
 from ctr_zoo.models import base
-from ctr_zoo.models import blocks
-from ctr_zoo.models import dnn as dnn_lib
-from ctr_zoo.models.dcn_v2 import STRUCTURES
+from ctr_zoo.models import parts as parts_lib
+from ctr_zoo.models.dcn_v2 import CrossNetworkModel, check_cross
 from ctr_zoo.models.registry import register_model
 
 
@@ -17,44 +16,33 @@ from ctr_zoo.models.registry import register_model
 class DCNMixConfig:
   """Config of `dcn_mix`.
 
-  x_{l+1} = sum_i G_i(x_l) x0 (.) (U_l^i g(C_l^i g(V_l^{iT} x_l)) + b_l) + x_l,
-  then (stacked) logit = w^T MLP(x_L) + b or (parallel) w^T [x_L; MLP(x0)] + b.
+  x_{l+1} = sum_i G_i(x_l) x0 (.) (U_l^i g(C_l^i g(V_l^{iT} x_l)) + b_l) + x_l.
 
   Args:
     structure: str. "stacked" or "parallel". Defaults to "stacked".
     num_cross_layers: int. Defaults to 3.
     num_experts: int. K. Defaults to 4.
-    low_rank: int. r. Defaults to 32 (as in DeepCTR / the paper's setting).
-    dnn_dims: tuple of int. Defaults to (400, 400, 400).
-    dropout: float. Defaults to 0.2.
-    batch_norm: bool. Defaults to False.
-    activation: str. MLP activation. Defaults to "relu".
-    embedding_l2: float. Defaults to 1e-5.
+    low_rank: int. r. Defaults to 32 (the paper's setting).
     cross_l2: float. L2 on U, V, C. Defaults to 0.0.
+    embedding: EmbeddingConfig. Width, L2 and table layout.
+    tower: TowerConfig. The MLP. Defaults to 3 x 400 with dropout 0.2.
   """
   structure: str = "stacked"
   num_cross_layers: int = 3
   num_experts: int = 4
   low_rank: int = 32
-  dnn_dims: Tuple[int, ...] = (400, 400, 400)
-  dropout: float = 0.2
-  batch_norm: bool = False
-  activation: str = "relu"
-  embedding_l2: float = 1e-5
   cross_l2: float = 0.0
+  embedding: base.EmbeddingConfig = dataclasses.field(default_factory=base.EmbeddingConfig)
+  tower: base.TowerConfig = dataclasses.field(default_factory=base.TowerConfig)
 
   def __post_init__(self):
-    owner = "DCNMixConfig"
-    base.check_choice(owner, "structure", self.structure, STRUCTURES)
-    base.check_positive_int(owner, "num_cross_layers", self.num_cross_layers)
-    base.check_positive_int(owner, "num_experts", self.num_experts)
-    base.check_positive_int(owner, "low_rank", self.low_rank)
-    base.check_non_negative(owner, "cross_l2", self.cross_l2)
-    dnn_lib.check_tower(owner, self)
+    check_cross("DCNMixConfig", self)
+    checks.positive_int(self.num_experts, "DCNMixConfig.num_experts", error=base.ModelConfigError)
+    checks.positive_int(self.low_rank, "DCNMixConfig.low_rank", error=base.ModelConfigError)
 
 
 @register_model("dcn_mix")
-class DCNMix(base.CTRModel):
+class DCNMix(CrossNetworkModel):
   """DCN-V2 with a mixture of low-rank experts per cross layer (DCN-Mix).
 
   Paper: R. Wang et al., "DCN V2", WWW'21 (arXiv 2008.13535), Eqs. 3-4.
@@ -62,12 +50,7 @@ class DCNMix(base.CTRModel):
   config_class = DCNMixConfig
 
   @classmethod
-  def build_logit(cls, inputs, spec, config):
-    x0 = blocks.flat_input(inputs, spec, config.embedding_l2)  # (B, D)
-    cross = mix_lib.CrossNetMix(
+  def cross_layer(cls, config):
+    return mix_lib.CrossNetMix(
         config.num_cross_layers, num_experts=config.num_experts, low_rank=config.low_rank,
-        kernel_regularizer=blocks.l2_or_none(config.cross_l2), name="cross_mix")(x0)  # (B, D)
-    if config.structure == "stacked":
-      return blocks.dense_logit(dnn_lib.tower(cross, config))
-    deep = dnn_lib.tower(x0, config)
-    return blocks.dense_logit(blocks.concat([cross, deep], name="cross_and_deep"))
+        kernel_regularizer=parts_lib.l2_or_none(config.cross_l2), name="cross_mix")

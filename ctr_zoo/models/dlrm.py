@@ -7,10 +7,12 @@ from typing import Tuple
 
 import tensorflow as tf
 
+from ctr_zoo import checks
 from ctr_zoo.layers import dot_interaction as dot_lib
 from ctr_zoo.layers import mlp as mlp_lib
+from ctr_zoo.layers import tower as tower_lib
 from ctr_zoo.models import base
-from ctr_zoo.models import blocks
+from ctr_zoo.models import parts as parts_lib
 from ctr_zoo.models.registry import register_model
 
 
@@ -24,39 +26,37 @@ class DLRMConfig:
 
   Args:
     bottom_dims: tuple of int. Hidden widths of the bottom MLP; a last layer
-      of width d (the embedding dim) is appended. Defaults to (64,).
-    top_dims: tuple of int. Hidden widths of the top MLP (a width-1 linear
-      layer is appended). Defaults to (512, 256).
-    dropout: float. Top-MLP dropout. Defaults to 0.2.
-    embedding_l2: float. Defaults to 1e-5.
+      of width d (the embedding width) is appended. Defaults to (64,).
+    embedding: EmbeddingConfig. Width, L2 and table layout.
+    tower: TowerConfig. The top MLP's hidden layers (a width-1 linear layer is
+      appended). Defaults to (512, 256) with dropout 0.2.
   """
   bottom_dims: Tuple[int, ...] = (64,)
-  top_dims: Tuple[int, ...] = (512, 256)
-  dropout: float = 0.2
-  embedding_l2: float = 1e-5
+  embedding: base.EmbeddingConfig = dataclasses.field(default_factory=base.EmbeddingConfig)
+  tower: base.TowerConfig = dataclasses.field(
+      default_factory=lambda: base.TowerConfig(dims=(512, 256)))
+  # Earlier versions named the top MLP's widths `top_dims`.
+  legacy_keys = {"top_dims": ("tower", "dims")}
 
   def __post_init__(self):
-    base.check_positive_ints("DLRMConfig", "bottom_dims", self.bottom_dims)
-    base.check_positive_ints("DLRMConfig", "top_dims", self.top_dims)
-    base.check_fraction("DLRMConfig", "dropout", self.dropout)
-    base.check_non_negative("DLRMConfig", "embedding_l2", self.embedding_l2)
+    checks.positive_ints(self.bottom_dims, "DLRMConfig.bottom_dims", error=base.ModelConfigError)
 
 
 @register_model("dlrm")
 class DLRM(base.CTRModel):
   """DLRM: dense features through a bottom MLP, pairwise dots with the embeddings.
 
-  Needs one embedding_dim for every id feature.
+  Needs one embedding width for every id feature.
   Paper: M. Naumov et al., "Deep Learning Recommendation Model for
   Personalization and Recommendation Systems", arXiv 1906.00091.
   """
   config_class = DLRMConfig
 
   @classmethod
-  def build_logit(cls, inputs, spec, config):
-    d = blocks.embedding_dim(spec, "dlrm")
-    fields = blocks.embed(inputs, spec, config.embedding_l2)  # n x (B, d)
-    dense = blocks.dense_matrix(inputs, spec)
+  def build_logit(cls, parts, config):
+    d = parts_lib.embedding_dim(parts.spec, "dlrm")
+    fields = list(parts.embeddings())  # n x (B, d)
+    dense = parts.dense_matrix()
     bottom = None
     if dense is not None:
       bottom = mlp_lib.MLP(list(config.bottom_dims) + [d], name="bottom_mlp")(dense)  # (B, d)
@@ -65,6 +65,5 @@ class DLRM(base.CTRModel):
         [tf.keras.layers.Reshape((1, d), name=f"field_{i}")(f) for i, f in enumerate(fields)])
     # (B, F, d): F = n + 1 fields with the bottom MLP's output, F = n without numeric fields.
     dots = dot_lib.DotInteraction(name="dot_interaction")(stacked)  # (B, F(F-1)/2): i < j only
-    top_in = blocks.concat([bottom, dots], name="top_input")
-    return mlp_lib.MLP(list(config.top_dims) + [1], dropout=config.dropout,
-                       activate_last=False, name="top_mlp")(top_in)  # (B, 1)
+    top_in = parts_lib.concat([bottom, dots], name="top_input")
+    return tower_lib.build_tower(top_in, config.tower, name="top_mlp", output_dim=1)  # (B, 1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ctr_zoo import checks
 from ctr_zoo.models import base
-from ctr_zoo.models import blocks
 from ctr_zoo.models.registry import register_model
 
 
@@ -23,7 +23,7 @@ class LRConfig:
   l2: float = 0.0
 
   def __post_init__(self):
-    base.check_non_negative("LRConfig", "l2", self.l2)
+    checks.non_negative(self.l2, "LRConfig.l2", error=base.ModelConfigError)
 
 
 @register_model("lr")
@@ -40,5 +40,5 @@ class LogisticRegression(base.CTRModel):
   default_optimizers = {"embedding": "ftrl", "dense": "ftrl"}
 
   @classmethod
-  def build_logit(cls, inputs, spec, config):
-    return blocks.linear_logit(inputs, spec, l2=config.l2)  # (B, 1)
+  def build_logit(cls, parts, config):
+    return parts.linear_logit(config.l2)  # (B, 1)

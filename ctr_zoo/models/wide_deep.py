@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Tuple
 
+from ctr_zoo import checks
 from ctr_zoo.models import base
-from ctr_zoo.models import blocks
-from ctr_zoo.models import dnn as dnn_lib
+from ctr_zoo.models import parts as parts_lib
 from ctr_zoo.models.registry import register_model
 
 
@@ -18,23 +17,16 @@ class WideDeepConfig:
   logit = [sum_f w_f[id_f] + v^T x + b]  (wide)  +  w^T MLP(x0)  (deep)
 
   Args:
-    dnn_dims: tuple of int. Deep tower widths. Defaults to (400, 400, 400).
-    dropout: float. Defaults to 0.2.
-    batch_norm: bool. Defaults to False.
-    activation: str. Defaults to "relu".
-    embedding_l2: float. L2 on looked-up embedding rows. Defaults to 1e-5.
     linear_l2: float. L2 on looked-up wide weights. Defaults to 0.0.
+    embedding: EmbeddingConfig. Width, L2 and table layout.
+    tower: TowerConfig. The deep part. Defaults to 3 x 400 with dropout 0.2.
   """
-  dnn_dims: Tuple[int, ...] = (400, 400, 400)
-  dropout: float = 0.2
-  batch_norm: bool = False
-  activation: str = "relu"
-  embedding_l2: float = 1e-5
   linear_l2: float = 0.0
+  embedding: base.EmbeddingConfig = dataclasses.field(default_factory=base.EmbeddingConfig)
+  tower: base.TowerConfig = dataclasses.field(default_factory=base.TowerConfig)
 
   def __post_init__(self):
-    dnn_lib.check_tower("WideDeepConfig", self)
-    base.check_non_negative("WideDeepConfig", "linear_l2", self.linear_l2)
+    checks.non_negative(self.linear_l2, "WideDeepConfig.linear_l2", error=base.ModelConfigError)
 
 
 @register_model("wide_deep")
@@ -46,8 +38,7 @@ class WideDeep(base.CTRModel):
   config_class = WideDeepConfig
 
   @classmethod
-  def build_logit(cls, inputs, spec, config):
-    wide = blocks.linear_logit(inputs, spec, config.linear_l2)  # (B, 1)
-    x0 = blocks.flat_input(inputs, spec, config.embedding_l2)
-    deep = blocks.dense_logit(dnn_lib.tower(x0, config))  # (B, 1)
-    return blocks.add([wide, deep], "wide_plus_deep")
+  def build_logit(cls, parts, config):
+    wide = parts.linear_logit(config.linear_l2)  # (B, 1)
+    deep = parts_lib.stacked(parts.flat_input(), config.tower)  # (B, 1)
+    return parts_lib.sum_of_logits([wide, deep], "wide_plus_deep")

@@ -5,6 +5,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
+from ctr_zoo import checks
 from ctr_zoo import serialization
 
 
@@ -57,12 +58,10 @@ class Lamb(tf.keras.optimizers.legacy.Optimizer):
                name: str = "Lamb",
                **kwargs):
     super().__init__(name, **kwargs)
-    for arg, value, low, high in (("beta_1", beta_1, 0.0, 1.0), ("beta_2", beta_2, 0.0, 1.0)):
-      if not low <= value < high:
-        raise ValueError(f"`{arg}` must be in [0, 1), got {arg}={value!r}.")
-    if epsilon < 0 or weight_decay < 0:
-      raise ValueError(f"`epsilon` and `weight_decay` must be >= 0, got epsilon={epsilon!r}, "
-                       f"weight_decay={weight_decay!r}.")
+    checks.fraction(beta_1, "Lamb beta_1")
+    checks.fraction(beta_2, "Lamb beta_2")
+    checks.non_negative(epsilon, "Lamb epsilon")
+    checks.non_negative(weight_decay, "Lamb weight_decay")
     self._set_hyper("learning_rate", kwargs.get("lr", learning_rate))
     self._set_hyper("decay", self._initial_decay)
     self._set_hyper("beta_1", beta_1)

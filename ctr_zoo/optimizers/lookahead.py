@@ -2,7 +2,9 @@
 
 import tensorflow as tf
 
+from ctr_zoo import checks
 from ctr_zoo import serialization
+from ctr_zoo.optimizers import registry
 
 
 @serialization.register
@@ -39,15 +41,12 @@ class Lookahead(tf.keras.optimizers.legacy.Optimizer):
                name: str = "Lookahead", **kwargs):
     super().__init__(name, **kwargs)
     if isinstance(optimizer, (str, dict)):
-      from ctr_zoo.optimizers import registry  # pylint: disable=g-import-not-at-top
       optimizer = registry.get(optimizer)
     if not isinstance(optimizer, tf.keras.optimizers.legacy.Optimizer):
       raise TypeError("Lookahead wraps a legacy tf.keras optimizer "
                       f"(tf.keras.optimizers.legacy.*), got {optimizer!r}.")
-    if int(sync_period) < 1:
-      raise ValueError(f"`sync_period` must be >= 1, got sync_period={sync_period!r}.")
-    if not 0.0 <= slow_step_size <= 1.0:
-      raise ValueError(f"`slow_step_size` must be in [0, 1], got slow_step_size={slow_step_size!r}.")
+    checks.positive_int(sync_period, "Lookahead sync_period")
+    checks.probability(slow_step_size, "Lookahead slow_step_size")
     self._optimizer = optimizer
     self._track_trackable(self._optimizer, "base_optimizer")
     self.sync_period = int(sync_period)
@@ -114,3 +113,6 @@ class Lookahead(tf.keras.optimizers.legacy.Optimizer):
     config["optimizer"] = tf.keras.optimizers.deserialize(
         config["optimizer"], custom_objects=custom_objects, use_legacy_optimizer=True)
     return cls(**config)
+
+
+registry.register("lookahead", Lookahead)

@@ -1,4 +1,10 @@
-"""Optimizers selectable by name (or dict) from experiment configs."""
+"""Optimizers selectable by name (or dict) from experiment configs.
+
+The imports go one way: this module knows the single-step optimizers; the
+wrappers that resolve names themselves (`lookahead.Lookahead`,
+`split.SplitOptimizer`) import it and `register` their own names, and the
+package `__init__` imports them all, so `get` knows every name.
+"""
 
 import re
 from typing import Any, Callable, Dict
@@ -9,15 +15,8 @@ from ctr_zoo.optimizers import adagrad
 from ctr_zoo.optimizers import ftrl
 from ctr_zoo.optimizers import group_lasso_ftrl
 from ctr_zoo.optimizers import lamb
-from ctr_zoo.optimizers import lookahead
 
 _legacy = tf.keras.optimizers.legacy
-
-
-def _split(**kwargs):
-  from ctr_zoo.optimizers import split  # pylint: disable=g-import-not-at-top
-  return split.SplitOptimizer(**kwargs)
-
 
 # name -> factory(**overrides). All are legacy Keras optimizers (sparse-aware).
 _FACTORIES: Dict[str, Callable[..., Any]] = {
@@ -33,11 +32,16 @@ _FACTORIES: Dict[str, Callable[..., Any]] = {
     "ftrl": lambda **kw: ftrl.Ftrl(**kw),
     "group_lasso_ftrl": lambda **kw: group_lasso_ftrl.GroupLassoFtrl(**kw),
     "lamb": lambda **kw: lamb.Lamb(**kw),
-    "lookahead": lambda **kw: lookahead.Lookahead(**kw),
-    "split": _split,
 }
 
 _LOOKAHEAD = re.compile(r"^lookahead\((.+)\)$")
+
+
+def register(name: str, factory: Callable[..., Any]) -> None:
+  """Makes `get(name)` call `factory(**constructor arguments)` (a wrapper optimizer class)."""
+  if name in _FACTORIES and _FACTORIES[name] is not factory:
+    raise ValueError(f"optimizer name {name!r} is already registered")
+  _FACTORIES[name] = factory
 
 
 def names():
@@ -98,7 +102,7 @@ def _from_name(name: str, kwargs):
     # sync_period / slow_step_size / name configure Lookahead; the rest (e.g.
     # learning_rate) configure the inner optimizer.
     outer = {k: kwargs.pop(k) for k in ("sync_period", "slow_step_size", "name") if k in kwargs}
-    return lookahead.Lookahead(optimizer=_from_name(match.group(1).strip(), kwargs), **outer)
+    return _FACTORIES["lookahead"](optimizer=_from_name(match.group(1).strip(), kwargs), **outer)
   if key not in _FACTORIES:
     raise ValueError(f"Unknown optimizer name {name!r}; known: {names()} and 'lookahead(<name>)'.")
   return _FACTORIES[key](**kwargs)

@@ -7,6 +7,7 @@ from absl import logging
 import tensorflow as tf
 
 from ctr_zoo import serialization
+from ctr_zoo.optimizers import registry
 
 DEFAULT_EMBEDDING_OPTIMIZER = "ftrl"
 DEFAULT_DENSE_OPTIMIZER = "adam"
@@ -66,7 +67,6 @@ class SplitOptimizer(tf.keras.optimizers.legacy.Optimizer):
                name: str = "SplitOptimizer",
                **kwargs):
     super().__init__(name, **kwargs)
-    from ctr_zoo.optimizers import registry  # pylint: disable=g-import-not-at-top
     self._embedding_optimizer = registry.get(
         DEFAULT_EMBEDDING_OPTIMIZER if embedding_optimizer is None else embedding_optimizer)
     self._dense_optimizer = registry.get(DEFAULT_DENSE_OPTIMIZER if dense_optimizer is None else dense_optimizer)
@@ -190,3 +190,6 @@ class SplitOptimizer(tf.keras.optimizers.legacy.Optimizer):
         config[key] = tf.keras.optimizers.deserialize(config[key], custom_objects=custom_objects,
                                                       use_legacy_optimizer=True)
     return cls(**config)
+
+
+registry.register("split", SplitOptimizer)

@@ -1,16 +1,18 @@
-"""ctr_zoo.training: the resumable trainer, exact offline metrics, run directories, export."""
+"""ctr_zoo.training: the resumable trainer and the raw-feature export.
 
-from ctr_zoo.training import metrics
-from ctr_zoo.training import model_dir
-from ctr_zoo.training.metrics import auc, calibration, evaluate_predictions, logloss
-from ctr_zoo.training.model_dir import ExperimentMismatchError
+The exact offline metrics live in `ctr_zoo.metrics` (shared with the synthetic
+data's oracle); they are re-exported here.
+"""
+
+from ctr_zoo import metrics
+from ctr_zoo.metrics import auc, calibration, evaluate_predictions, logloss
 from ctr_zoo.training.trainer import (
     Callback, NonFiniteLossError, Trainer, TrainerConfig, count_params, random_generators)
 
 from ctr_zoo.training.export import export_saved_model
 
 __all__ = [
-    "Callback", "ExperimentMismatchError", "NonFiniteLossError", "Trainer", "TrainerConfig",
-    "auc", "calibration", "count_params", "evaluate_predictions", "export_saved_model",
-    "logloss", "metrics", "model_dir", "random_generators",
+    "Callback", "NonFiniteLossError", "Trainer", "TrainerConfig", "auc", "calibration",
+    "count_params", "evaluate_predictions", "export_saved_model", "logloss", "metrics",
+    "random_generators",
 ]

@@ -44,8 +44,12 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from ctr_zoo.training import metrics as metrics_lib
-from ctr_zoo.training import model_dir as model_dir_lib
+from ctr_zoo import checks
+from ctr_zoo import metrics as metrics_lib
+
+# Sub-folders of `model_dir` the trainer writes.
+CHECKPOINT_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"
 
 
 _SCALAR_METADATA = summary_pb2.SummaryMetadata(
@@ -60,11 +64,11 @@ class NonFiniteLossError(FloatingPointError):
 class TrainerConfig:
   """How to train: epochs, checkpoint cadence, determinism and step options.
 
+  Batch sizes are not here: the caller's `train_data` batches (the trainer
+  steps through whatever batches it is given).
+
   Args:
     epochs: int. Passes over the training data. Defaults to 1.
-    batch_size: int. Training batch size (the data pipeline applies it).
-      Defaults to 1024.
-    eval_batch_size: int. Batch size for evaluation. Defaults to 8192.
     max_steps: int. Stop after this many steps in total (0: no limit).
       Defaults to 0.
     checkpoint_every_steps: int. Save every this many steps (and at the end of
@@ -73,12 +77,9 @@ class TrainerConfig:
     log_every_steps: int. Callback / TensorBoard cadence. Defaults to 20.
     seed: int. Seed of the weights, the shuffles and the dropout RNG.
       Defaults to 0.
-    deterministic: bool. Enable TensorFlow op determinism (needed for
-      bit-identical resumes; process-wide). On CPU it costs nothing
-      measurable with the default sparse AdaGrad/FTRL kernels (2-core
-      benchmark machine, batch 4096, steps interleaved in one process with
-      it on and off: dnn 35.1k vs 35.1k ex/s, dcn_v2 15.2k vs 15.2k), so it
-      stays on by default. Defaults to True.
+    deterministic: bool. Enable TensorFlow op determinism
+      (`tf.config.experimental.enable_op_determinism()`, process-wide), which
+      bit-identical resumes need. Defaults to True.
     jit_compile: bool. XLA-compile the train step. Defaults to False.
     clipnorm: float. Clip gradients to this global norm (0: off). Defaults to 0.
     running_auc_thresholds: int. Thresholds of the running (display-only)
@@ -86,8 +87,6 @@ class TrainerConfig:
       metrics use the exact AUC. Defaults to 200.
   """
   epochs: int = 1
-  batch_size: int = 1024
-  eval_batch_size: int = 8192
   max_steps: int = 0
   checkpoint_every_steps: int = 200
   max_checkpoints: int = 3
@@ -99,15 +98,14 @@ class TrainerConfig:
   running_auc_thresholds: int = 200
 
   def __post_init__(self):
-    for name in ("epochs", "batch_size", "eval_batch_size", "checkpoint_every_steps",
-                 "max_checkpoints", "log_every_steps", "running_auc_thresholds"):
-      value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"TrainerConfig.{name} must be an int >= 1, got {value!r}")
-    if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 0:
-      raise ValueError(f"TrainerConfig.max_steps must be an int >= 0, got {self.max_steps!r}")
-    if not isinstance(self.clipnorm, (int, float)) or self.clipnorm < 0:
-      raise ValueError(f"TrainerConfig.clipnorm must be a number >= 0, got {self.clipnorm!r}")
+    for name in ("epochs", "checkpoint_every_steps", "max_checkpoints", "log_every_steps",
+                 "running_auc_thresholds"):
+      checks.positive_int(getattr(self, name), f"TrainerConfig.{name}")
+    checks.positive_int(self.max_steps, "TrainerConfig.max_steps", allow_zero=True)
+    checks.positive_int(self.seed, "TrainerConfig.seed", allow_zero=True)
+    checks.boolean(self.deterministic, "TrainerConfig.deterministic")
+    checks.boolean(self.jit_compile, "TrainerConfig.jit_compile")
+    checks.non_negative(self.clipnorm, "TrainerConfig.clipnorm")
 
 
 class Callback:
@@ -171,8 +169,9 @@ class Trainer:
     optimizer: a Keras optimizer (or a split/composite one) with
       `apply_gradients`.
     config: TrainerConfig. Defaults to TrainerConfig().
-    model_dir: str or None. Where checkpoints and TensorBoard logs go; None
-      trains without either. Defaults to None.
+    model_dir: str or None. Where checkpoints (`model_dir/checkpoints`) and
+      TensorBoard logs (`model_dir/tensorboard/<split>`) go; None trains
+      without either. Defaults to None.
     callbacks: sequence of Callback. Defaults to ().
 
   Example:
@@ -211,7 +210,7 @@ class Trainer:
     self._writer = None
     if model_dir:
       self.manager = tf.train.CheckpointManager(
-          self.checkpoint, model_dir_lib.checkpoint_dir(model_dir),
+          self.checkpoint, os.path.join(model_dir, CHECKPOINT_DIR),
           max_to_keep=self.config.max_checkpoints, step_counter=self.global_step)
     self._train_step = tf.function(self._train_step_fn, jit_compile=self.config.jit_compile,
                                    reduce_retracing=True)
@@ -246,13 +245,31 @@ class Trainer:
   def _predict_step_fn(self, features):
     return tf.reshape(self.model(features, training=False), (-1,))  # (B,)
 
+  @property
+  def train_step(self):
+    """The compiled train step `(features, labels, with_probs=False) -> loss`.
+
+    The same `tf.function` `fit` calls (one optimizer update per call, the
+    step counters advanced); `with_probs=True` also returns the probabilities
+    (B, 1). For driving the step outside `fit`, e.g. to time it.
+    """
+    return self._train_step
+
   # --- checkpoints --------------------------------------------------------
-  def restore(self) -> Optional[str]:
-    """Restores the latest checkpoint of model_dir, if any; returns its path."""
+  def restore(self, expect_partial: bool = False) -> Optional[str]:
+    """Restores the latest checkpoint of model_dir, if any; returns its path.
+
+    Args:
+      expect_partial: bool. For a caller that only predicts: checkpointed
+        values nothing has created yet (optimizer slots, RNG states) are
+        expected and not reported. Defaults to False.
+    """
     if self.manager is None or self.manager.latest_checkpoint is None:
       return None
     path = self.manager.latest_checkpoint
-    self.checkpoint.restore(path).assert_existing_objects_matched()
+    status = self.checkpoint.restore(path).assert_existing_objects_matched()
+    if expect_partial:
+      status.expect_partial()
     logging.info("restored %s: step %d, epoch %d, batch %d", path, int(self.global_step),
                  int(self.epoch), int(self.batch_in_epoch))
     return path
@@ -281,14 +298,19 @@ class Trainer:
     return self.manager.latest_checkpoint if self.manager is not None else None
 
   # --- training -----------------------------------------------------------
-  def _summary(self, split: str, values: Dict[str, float], step: int) -> None:
+  def write_scalars(self, split: str, values: Dict[str, float], step: int) -> None:
+    """Writes the numeric entries of `values` as TensorBoard scalars of `split` at `step`.
+
+    They go to `model_dir/tensorboard/<split>` (nothing without a model_dir);
+    non-numeric entries are skipped.
+    """
     if not self.model_dir:
       return
     if self._writer is None:
       self._writer = {}
     if split not in self._writer:
       self._writer[split] = tf.summary.create_file_writer(
-          os.path.join(self.model_dir, model_dir_lib.TENSORBOARD_DIR, split))
+          os.path.join(self.model_dir, TENSORBOARD_DIR, split))
     with self._writer[split].as_default(step=step):
       for name, value in values.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -370,7 +392,7 @@ class Trainer:
           step_logs = self._step_logs(epoch, num_batches, last_loss,
                                       window_examples / max(now - window_start, 1e-9))
           window_start, window_examples = now, 0
-          self._summary("train", step_logs, step)
+          self.write_scalars("train", step_logs, step)
           self._notify("on_step_end", step, step_logs)
           t_prev = time.perf_counter()  # callbacks and summaries are not training time
         if stop_now:
@@ -426,7 +448,7 @@ class Trainer:
     """Exact AUC, logloss and CTRs of `dataset`; logged to TensorBoard under `split`."""
     labels, preds = self.predict(dataset)
     result = metrics_lib.evaluate_predictions(labels, preds)
-    self._summary(split, {"auc": result["auc"], "logloss": result["logloss"]},
+    self.write_scalars(split, {"auc": result["auc"], "logloss": result["logloss"]},
                   int(self.global_step))
     logging.info("%s: %s", split, result)
     return result

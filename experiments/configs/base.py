@@ -1,15 +1,24 @@
-"""Nested experiment configs: data, model, optimizer and trainer, with overrides.
+"""Nested experiment configs: data, input, model, optimizer and trainer, with overrides.
 
-An `ExperimentConfig` is everything that defines one training run; its JSON
-(`to_dict`) is written to `model_dir/params.json` and identifies the run.
-Named experiments (`experiments.configs.registry`) are built from a base with a
-few fields changed; `--params_override` changes fields by dotted path:
+An `ExperimentConfig` is everything that defines one training run, as
+written: the sections this module declares (data, input, optimizer) and two
+sections of overrides owned by the library (`model.params`, checked against
+the model's config class, and `trainer`, checked against
+`ctr_zoo.training.TrainerConfig`). `experiments.resolve` turns it into the
+fully resolved run config (every default filled in, every value checked),
+whose JSON is written to `model_dir/params.json` and identifies the run.
 
-  trainer.epochs=2,model.params.dropout=0.1,optimizer.dense_learning_rate=3e-4
+Named experiments (`experiments.configs.registry`) are built from a base with
+a few fields changed; `--params_override` changes fields by dotted path:
+
+  trainer.epochs=2,model.params.tower.dropout=0.1,optimizer.dense_learning_rate=3e-4
 
 Values are parsed as JSON when they parse (numbers, true/false/null, lists
 such as [256,128]), else kept as strings; a value is converted to the type of
 the field it replaces (an int for a float field becomes a float).
+
+This package imports neither TensorFlow nor ctr_zoo: parsing a config is
+cheap, and a bad name or value is reported before anything is built.
 """
 
 from __future__ import annotations
@@ -19,14 +28,8 @@ import dataclasses
 import json
 from typing import Any, Dict, List, Optional
 
-from ctr_zoo.models import base as model_base
-from ctr_zoo.training.trainer import TrainerConfig
-
 DATA_SOURCES = ("synthetic", "file")
 DATA_SPLITS = ("random", "by_day")
-
-
-MODEL_PRECISIONS = model_base.PRECISIONS
 
 
 class ConfigError(ValueError):
@@ -37,29 +40,33 @@ class ConfigError(ValueError):
 class DataConfig:
   """Where the examples come from and how raw fields become model inputs.
 
+  Everything here but `name` and `path` changes the prepared shards, and is
+  part of the data cache key (with the identity of the source files).
+
   Args:
     name: str. Short name of the data setup (for records and tables).
       Defaults to "synthetic".
     source: str. "synthetic" (the built-in generator, cached) or "file" (a raw
-      TSV/CSV/Parquet file given by `path` or --data). Defaults to "synthetic".
-    path: str. Raw data file for source="file". Defaults to "".
+      TSV/CSV/Parquet file or a prepared directory, given by `path` or
+      --data). Defaults to "synthetic".
+    path: str. Raw data file(s) or prepared directory for source="file".
+      Defaults to "".
     split: str. "random" (fractions below, seeded) or "by_day" (rows in file
       order cut into `num_days` equal days: the first num_days - 1 train, the
       last day halved into valid and test). Defaults to "random".
     valid_fraction: float. Share of rows in valid (random split). Defaults to 0.1.
     test_fraction: float. Share of rows in test (random split). Defaults to 0.1.
-    split_seed: int. Seed of the random split. Defaults to 2020.
+    split_seed: int. Seed of the split. Defaults to 2020.
     num_days: int. Days in the file for split="by_day". Defaults to 7.
     dense_transform: str. Transform of integer fields ("log1p", "bucketize",
       "standardize", "none"). Defaults to "log1p".
     min_count: int. Vocabulary min count (rarer values -> OOV). Defaults to 1.
-    embedding_dim: int. Embedding width of every id feature. Defaults to 16.
     hash_buckets: int or None. Hash categorical values instead of a vocabulary.
       Defaults to None.
     synthetic_rows: int. Rows generated (train + valid + test). Defaults to 200000.
-    synthetic_seed: int. Seed of the synthetic world and its rows. Defaults to 7.
-    synthetic_options: dict. Extra keyword arguments of the generator.
-      Defaults to {}.
+    synthetic_seed: int. Seed of the synthetic rows. Defaults to 7.
+    synthetic_options: dict. Extra keyword arguments of the generator's world
+      (`ctr_zoo.datasets.SyntheticCriteoConfig`). Defaults to {}.
   """
   name: str = "synthetic"
   source: str = "synthetic"
@@ -71,28 +78,23 @@ class DataConfig:
   num_days: int = 7
   dense_transform: str = "log1p"
   min_count: int = 1
-  embedding_dim: int = 16
   hash_buckets: Optional[int] = None
   synthetic_rows: int = 200000
   synthetic_seed: int = 7
   synthetic_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
-  def validate(self) -> None:
-    if self.source not in DATA_SOURCES:
-      raise ConfigError(f"data.source must be one of {DATA_SOURCES}, got {self.source!r}")
-    if self.split not in DATA_SPLITS:
-      raise ConfigError(f"data.split must be one of {DATA_SPLITS}, got {self.split!r}")
-    for name in ("valid_fraction", "test_fraction"):
-      value = getattr(self, name)
-      if not 0 < value < 1:
-        raise ConfigError(f"data.{name} must be in (0, 1), got {value!r}")
-    if self.valid_fraction + self.test_fraction >= 1:
-      raise ConfigError(f"data.valid_fraction + data.test_fraction must be < 1, got "
-                        f"{self.valid_fraction} + {self.test_fraction}")
-    if self.num_days < 2:
-      raise ConfigError(f"data.num_days must be >= 2, got {self.num_days!r}")
-    if self.synthetic_rows < 100:
-      raise ConfigError(f"data.synthetic_rows must be >= 100, got {self.synthetic_rows!r}")
+
+@dataclasses.dataclass
+class InputConfig:
+  """How the prepared examples are batched.
+
+  Args:
+    batch_size: int. Training batch size. Defaults to 1024.
+    eval_batch_size: int. Batch size for evaluation and prediction (also
+      `evaluate`'s default). Defaults to 8192.
+  """
+  batch_size: int = 1024
+  eval_batch_size: int = 8192
 
 
 @dataclasses.dataclass
@@ -101,13 +103,18 @@ class ModelConfig:
 
   Args:
     name: str. A name from `ctr_zoo.models.names()`. Defaults to "dcn_v2".
-    params: dict. Overrides of the model's config dataclass (passed to
-      `ctr_zoo.models.build(name, spec, **params)`). Defaults to {}.
+    params: dict. Overrides of the model's config dataclass, nested like it
+      (e.g. {"embedding": {"dim": 32}, "tower": {"dropout": 0.1}}); unknown
+      keys are an error. Defaults to {}.
+    common_params: dict. Overrides a data setup gives every model, nested the
+      same way; each applies only to a model whose config has that field (lr
+      has no tower), and `params` wins over it. Defaults to {}.
     precision: str. "float32", or "mixed_bfloat16" (bfloat16 compute, float32
       variables; see `ctr_zoo.models.CTRModel`). Defaults to "float32".
   """
   name: str = "dcn_v2"
   params: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  common_params: Dict[str, Any] = dataclasses.field(default_factory=dict)
   precision: str = "float32"
 
 
@@ -134,34 +141,29 @@ class OptimizerConfig:
 
 @dataclasses.dataclass
 class ExperimentConfig:
-  """One training run: data + model + optimizer + trainer.
+  """One training run as written: data + input + model + optimizer + trainer.
 
   Args:
     name: str. The registered experiment name. Defaults to "custom".
     data: DataConfig.
+    input: InputConfig.
     model: ModelConfig.
     optimizer: OptimizerConfig.
-    trainer: TrainerConfig (from ctr_zoo.training).
+    trainer: dict. Overrides of `ctr_zoo.training.TrainerConfig` fields (its
+      defaults fill the rest when the config is resolved). Defaults to {}.
   """
   name: str = "custom"
   data: DataConfig = dataclasses.field(default_factory=DataConfig)
+  input: InputConfig = dataclasses.field(default_factory=InputConfig)
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
   optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
-  trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+  trainer: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
   def to_dict(self) -> Dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(self)))
 
   def to_json(self) -> str:
     return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-  def validate(self) -> "ExperimentConfig":
-    self.data.validate()
-    if self.model.precision not in MODEL_PRECISIONS:
-      raise ConfigError(f"model.precision must be one of {MODEL_PRECISIONS}, got "
-                        f"{self.model.precision!r}")
-    self.trainer.__post_init__()  # re-check after overrides
-    return self
 
   @classmethod
   def from_dict(cls, d: Dict[str, Any]) -> "ExperimentConfig":
@@ -217,7 +219,8 @@ def parse_overrides(text: str) -> Dict[str, Any]:
   return out
 
 
-def _coerce(path: str, old: Any, value: Any) -> Any:
+def coerce(path: str, old: Any, value: Any) -> Any:
+  """`value` converted to the type of `old` (the default it replaces); ConfigError if it cannot be."""
   if old is None or value is None:
     return value
   if isinstance(old, bool):
@@ -242,7 +245,8 @@ def _coerce(path: str, old: Any, value: Any) -> Any:
 def apply_overrides(cfg: Any, overrides: Dict[str, Any]) -> Any:
   """Sets dotted-path fields of a nested dataclass in place; returns it.
 
-  Inside a dict field (model.params, optimizer.*_params) any key may be set;
+  Inside a dict field (trainer, model.params, optimizer.*_params) any key may
+  be set (the owner of those keys checks them when the config is resolved);
   elsewhere an unknown field raises ConfigError listing the allowed ones.
   """
   for path, value in overrides.items():
@@ -267,7 +271,7 @@ def apply_overrides(cfg: Any, overrides: Dict[str, Any]) -> Any:
         if dataclasses.is_dataclass(old):
           raise ConfigError(f"{where!r} is a config section; set one of its fields "
                             f"({[f.name for f in dataclasses.fields(old)]})")
-        setattr(target, part, _coerce(where, old, copy.deepcopy(value)))
+        setattr(target, part, coerce(where, old, copy.deepcopy(value)))
       else:
         target = getattr(target, part)
   return cfg

@@ -1,19 +1,28 @@
 """Offline CTR metrics on collected predictions: exact AUC, logloss, calibration.
 
+The one implementation of these metrics: models (`ctr_zoo.training`) and the
+synthetic data's oracle (`ctr_zoo.datasets.synthetic`) are scored by the same
+code. NumPy only; it imports nothing else from ctr_zoo but `checks`.
+
 All functions take NumPy arrays of labels y in {0, 1} and predicted click
 probabilities p in [0, 1], both of shape (N,) (a trailing (N, 1) is flattened).
 
 - AUC (exact, ties counted as one half): the Mann-Whitney statistic
   AUC = (sum_{i: y_i = 1} rank(p_i) - P (P + 1) / 2) / (P N_neg),
-  with average ranks for tied scores, P positives and N_neg negatives.
+  with average ranks for tied scores, P positives and N_neg negatives. With
+  only one class present (P = 0 or N_neg = 0) the AUC is undefined and the
+  functions return NaN; a caller that reports it says why (see
+  `single_class`).
 - Logloss: -mean(y log p + (1 - y) log(1 - p)), p clipped to [eps, 1 - eps].
 - Calibration: predicted CTR mean(p) vs observed CTR mean(y), their ratio,
   and per-bin (predicted, observed, count) for a reliability plot.
 """
 
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
+
+from ctr_zoo import checks
 
 LOGLOSS_EPS = 1e-7
 
@@ -61,6 +70,16 @@ def auc(labels, predictions) -> float:
   return float((ranks[y == 1].sum() - num_pos * (num_pos + 1) / 2.0) / (num_pos * num_neg))
 
 
+def single_class(labels) -> Optional[str]:
+  """Why the AUC of `labels` is NaN ("only positives" / "only negatives"), else None."""
+  y = np.asarray(labels, dtype=np.float64).reshape(-1)
+  if y.size and np.all(y == 1):
+    return f"only positives ({y.size} rows): AUC is undefined"
+  if y.size and np.all(y == 0):
+    return f"only negatives ({y.size} rows): AUC is undefined"
+  return None
+
+
 def logloss(labels, predictions, eps: float = LOGLOSS_EPS) -> float:
   """Mean binary cross-entropy of probabilities clipped to [eps, 1 - eps]."""
   y, p = _as_arrays(labels, predictions)
@@ -74,8 +93,7 @@ def calibration(labels, predictions, num_bins: int = 10) -> Dict[str, object]:
   Returns a dict with predicted_ctr, observed_ctr, calibration (their ratio,
   1 is perfect) and bins: a list of {predicted, observed, count} ordered by p.
   """
-  if not isinstance(num_bins, int) or num_bins < 1:
-    raise ValueError(f"num_bins must be an int >= 1, got {num_bins!r}")
+  checks.positive_int(num_bins, "num_bins")
   y, p = _as_arrays(labels, predictions)
   order = np.argsort(p, kind="mergesort")
   bins = []

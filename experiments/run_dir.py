@@ -3,13 +3,14 @@
 Layout written by a training run (see `experiments/train.py`):
 
   model_dir/
-    params.json        the resolved experiment config (identity of the run)
-    spec.json          the fitted FeatureSpec
+    params.json        the resolved experiment config, every default filled in
+                       (the identity of the run)
+    spec.json          the fitted FeatureSpec of the run's data
     checkpoints/       tf.train.Checkpoint files (model, optimizer slots, data
-                       position, RNG state) managed by CheckpointManager
-    tensorboard/       scalars (train/, valid/, test/)
+                       position, RNG state), written by ctr_zoo.training.Trainer
+    tensorboard/       scalars (train/, valid/, test/), written by the Trainer
     metrics.json       final AUC / logloss per split and throughput
-    export/            the raw-feature SavedModel (when export is available)
+    export/            the raw-feature SavedModel (when export is on)
 """
 
 import json
@@ -19,16 +20,50 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from absl import logging
 
+from ctr_zoo.training import trainer as trainer_lib
+
 PARAMS_FILE = "params.json"
 SPEC_FILE = "spec.json"
 METRICS_FILE = "metrics.json"
-CHECKPOINT_DIR = "checkpoints"
-TENSORBOARD_DIR = "tensorboard"
+CHECKPOINT_DIR = trainer_lib.CHECKPOINT_DIR
+TENSORBOARD_DIR = trainer_lib.TENSORBOARD_DIR
 EXPORT_DIR = "export"
+
+
+# Keys of params.json written before the input section and the model's
+# embedding config existed -> where those settings live now.
+LEGACY_KEYS = {
+    "trainer.batch_size": "input.batch_size",
+    "trainer.eval_batch_size": "input.eval_batch_size",
+    "data.embedding_dim": "model.params.embedding.dim",
+}
 
 
 class ExperimentMismatchError(ValueError):
   """--model_dir holds a different experiment (pass overwrite to replace it)."""
+
+
+def legacy_keys(params: Mapping[str, Any]) -> List[str]:
+  """The LEGACY_KEYS present in `params` (a params.json of an older version)."""
+  flat = _flatten(params)
+  return [key for key in LEGACY_KEYS if key in flat]
+
+
+def upgrade_params(params: Mapping[str, Any]) -> Dict[str, Any]:
+  """An older version's params.json in the current layout, for reading its run (evaluate).
+
+  The batch sizes move from `trainer` to `input`; `data.embedding_dim` is
+  dropped, because the run's spec.json already carries the embedding widths
+  it was trained with. Current params are returned unchanged (a copy).
+  """
+  params = json.loads(json.dumps(params))
+  trainer = params.get("trainer") or {}
+  data = params.get("data") or {}
+  moved = {key: trainer.pop(key) for key in ("batch_size", "eval_batch_size") if key in trainer}
+  if moved:
+    params["input"] = {**moved, **(params.get("input") or {})}
+  data.pop("embedding_dim", None)
+  return params
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
@@ -94,6 +129,13 @@ def prepare(model_dir: str, params: Mapping[str, Any], overwrite: bool = False) 
           f"model_dir {model_dir!r} is not empty and has no {PARAMS_FILE}: it is not a "
           f"ctr_zoo run directory; refusing to use or delete it (choose another --model_dir)")
     old = read_json(params_path)
+    old_keys = legacy_keys(old)
+    if old_keys and not overwrite:
+      raise ExperimentMismatchError(
+          f"model_dir {model_dir!r} was written by an older ctr_zoo (its {PARAMS_FILE} has "
+          + ", ".join(f"{k} (now {LEGACY_KEYS[k]})" for k in old_keys)
+          + "): it cannot be resumed; pass --overwrite to train it again, or choose another "
+          "--model_dir (experiments.evaluate still reads it)")
     if old == params:
       logging.info("model_dir %s holds this experiment: resuming", model_dir)
       return True

@@ -1,4 +1,4 @@
-"""models/blocks: per-field tables by default; the fused option computes the same numbers."""
+"""models/parts: per-field tables by default; the fused option computes the same numbers."""
 
 import dataclasses
 
@@ -13,7 +13,8 @@ import tensorflow as tf
 from ctr_zoo import models
 from ctr_zoo.layers import embedding as embedding_lib
 from ctr_zoo.layers import mlp as mlp_lib
-from ctr_zoo.models import blocks
+from ctr_zoo.layers import numeric_fields
+from ctr_zoo.models import parts as parts_lib
 
 
 def feature_embeddings(model):
@@ -34,6 +35,12 @@ def copy_tables(per_field_layer, fused_layers):
         var.assign(tables[name])
 
 
+def make_parts(spec, l2=0.0, fused=False):
+  """The Parts of a model under construction on fresh inputs (spec widths kept)."""
+  return parts_lib.Parts(spec.keras_inputs(), spec,
+                         parts_lib.EmbeddingConfig(dim=None, l2=l2, fused=fused))
+
+
 def as_tensors(spec, x):
   return {k: tf.constant(v, spec.input_dtype(spec[k])) for k, v in x.items()}
 
@@ -42,12 +49,12 @@ class BlocksTest(testing.TestCase):
 
   def test_flat_input_is_one_fused_gather_equal_to_per_field_tables(self):
     spec = small_criteo_spec()
+    parts = make_parts(spec, l2=0.01, fused=True)
+    fused = tf.keras.Model(parts.inputs, parts.flat_input())
     inputs = spec.keras_inputs()
-    fused = tf.keras.Model(inputs, blocks.flat_input(inputs, spec, embedding_l2=0.01, fused=True))
-    inputs = spec.keras_inputs()
-    per_field = tf.keras.Model(inputs, blocks.concat(
-        blocks.embed(inputs, spec, 0.01, name="per_field", fused=False) +
-        [blocks.dense_matrix(inputs, spec)], name="x0"))
+    per_field = tf.keras.Model(inputs, parts_lib.concat(
+        parts_lib.embed(inputs, spec, 0.01, name="per_field", fused=False) +
+        [parts_lib.dense_matrix(inputs, spec)], name="x0"))
     (fused_layer,), (per_field_layer,) = feature_embeddings(fused), feature_embeddings(per_field)
     self.assertTrue(fused_layer.fused and fused_layer.stack)
     self.assertLen(fused_layer.embedding_variables, 1)
@@ -61,14 +68,14 @@ class BlocksTest(testing.TestCase):
 
   def test_field_stack_equals_per_field_tables(self):
     spec = small_criteo_spec()
+    parts = make_parts(spec, l2=0.01, fused=True)
+    fused = tf.keras.Model(parts.inputs, parts.field_stack().stack)
     inputs = spec.keras_inputs()
-    fused = tf.keras.Model(inputs, blocks.field_stack(inputs, spec, 0.01, fused=True))
-    inputs = spec.keras_inputs()
-    d = blocks.embedding_dim(spec, "test")
+    d = parts_lib.embedding_dim(spec, "test")
     fields = [tf.keras.layers.Reshape((1, d))(e)
-              for e in blocks.embed(inputs, spec, 0.01, name="per_field", fused=False)]
-    dense_layer = blocks.DenseFieldEmbedding(d, regularizer=tf.keras.regularizers.l2(0.01))
-    fields.append(dense_layer(blocks.dense_matrix(inputs, spec)))
+              for e in parts_lib.embed(inputs, spec, 0.01, name="per_field", fused=False)]
+    dense_layer = numeric_fields.DenseFieldEmbedding(d, regularizer=tf.keras.regularizers.l2(0.01))
+    fields.append(dense_layer(parts_lib.dense_matrix(inputs, spec)))
     per_field = tf.keras.Model(inputs, tf.keras.layers.Concatenate(axis=1)(fields))
     copy_tables(feature_embeddings(per_field)[0], feature_embeddings(fused))
     fused.get_layer("dense_field_embedding").kernel.assign(dense_layer.kernel)
@@ -81,11 +88,11 @@ class BlocksTest(testing.TestCase):
     wide = {"item": 8, "item_history": 8}  # item and its history: width 8; user, category: 4
     spec = spec.with_features([dataclasses.replace(f, embedding_dim=wide.get(f.name, f.embedding_dim))
                                for f in spec.features])
-    self.assertEqual(sorted(blocks.width_groups(spec)), [4, 8])
+    self.assertEqual(sorted(parts_lib.width_groups(spec)), [4, 8])
+    parts = make_parts(spec, l2=0.01, fused=True)
+    fused = tf.keras.Model(parts.inputs, parts.embeddings())
     inputs = spec.keras_inputs()
-    fused = tf.keras.Model(inputs, blocks.embed(inputs, spec, 0.01, fused=True))
-    inputs = spec.keras_inputs()
-    per_field = tf.keras.Model(inputs, blocks.embed(inputs, spec, 0.01, name="pf", fused=False))
+    per_field = tf.keras.Model(inputs, parts_lib.embed(inputs, spec, 0.01, name="pf", fused=False))
     layers = feature_embeddings(fused)
     self.assertEqual(sorted(l.name for l in layers), ["embedding_d4", "embedding_d8"])
     by_name = {l.name: l for l in layers}
@@ -100,11 +107,10 @@ class BlocksTest(testing.TestCase):
 
   def test_fused_linear_logit_equals_per_field(self):
     spec = small_criteo_spec()
-    inputs = spec.keras_inputs()
-    fused = tf.keras.Model(inputs, blocks.linear_logit(inputs, spec, l2=0.1, fused=True))
-    inputs = spec.keras_inputs()
-    per_field = tf.keras.Model(inputs, blocks.linear_logit(inputs, spec, l2=0.1, name="pf",
-                                                           fused=False))
+    parts = make_parts(spec, fused=True)
+    fused = tf.keras.Model(parts.inputs, parts.linear_logit(l2=0.1))
+    parts = make_parts(spec, fused=False)
+    per_field = tf.keras.Model(parts.inputs, parts.linear_logit(l2=0.1, name="pf"))
     fused_linear, per_field_linear = fused.get_layer("linear"), per_field.get_layer("pf")
     self.assertTrue(fused_linear.fused)
     self.assertLen(fused_linear.embedding_variables, 1)
@@ -122,9 +128,9 @@ class BlocksTest(testing.TestCase):
   def test_per_field_stack_adds_one_regularizer_term(self):
     spec = small_criteo_spec()
     inputs = spec.keras_inputs()
-    stacked = tf.keras.Model(inputs, blocks.stacked_embeddings(inputs, spec, 0.01, fused=False))
+    stacked = tf.keras.Model(inputs, parts_lib.stacked_embeddings(inputs, spec, 0.01, fused=False))
     inputs = spec.keras_inputs()
-    listed = tf.keras.Model(inputs, blocks.embed(inputs, spec, 0.01, name="pf"))
+    listed = tf.keras.Model(inputs, parts_lib.embed(inputs, spec, 0.01, name="pf"))
     copy_tables(feature_embeddings(listed)[0], feature_embeddings(stacked))
     x = as_tensors(spec, random_inputs(spec, 16, self.rng))
     got, want = stacked(x), listed(x)
@@ -164,7 +170,7 @@ class FieldWiseInitTest(testing.TestCase):
     spec = small_criteo_spec()
     x = as_tensors(spec, random_inputs(spec, 32, self.rng))
     for name in ("deepfm", "xdeepfm", "autoint"):
-      model = models.build(name, spec, **small_overrides(name, dnn_dims=(8, 5)))
+      model = models.build(name, spec, **small_overrides(name, tower={"dims": (8, 5)}))
       dnn = model.get_layer("dnn")
       self.assertIsInstance(dnn.dense_layers[0], mlp_lib.NumericFieldDense, name)
       probe = tf.keras.Model(model.inputs, [model.get_layer("id_fields_flat").output,
@@ -178,7 +184,7 @@ class FieldWiseInitTest(testing.TestCase):
       self.assertAllClose(got, want, rtol=1e-5, atol=1e-5, msg=name)
       # Without numeric features the plain MLP on flatten(X) is used.
       ids_only = spec.with_features([f for f in spec.features if f.is_categorical])
-      plain = models.build(name, ids_only, **small_overrides(name, dnn_dims=(8, 5)))
+      plain = models.build(name, ids_only, **small_overrides(name, tower={"dims": (8, 5)}))
       self.assertIsInstance(plain.get_layer("dnn").dense_layers[0], tf.keras.layers.Dense, name)
 
   def test_fm_models_never_form_the_concatenated_stack(self):
@@ -200,18 +206,17 @@ class FieldWiseInitTest(testing.TestCase):
 
   def test_a_dnn_reading_v_of_an_unused_numeric_layer_is_refused(self):
     from ctr_zoo.models import base as base_lib  # pylint: disable=g-import-not-at-top
-    from ctr_zoo.models import dnn as dnn_lib  # pylint: disable=g-import-not-at-top
 
     class TowerOnly(base_lib.CTRModel):
       config_class = models.config_class("dnn")
 
       @classmethod
-      def build_logit(cls, inputs, spec, config):
-        fields = blocks.field_stack_parts(inputs, spec, owner="tower_only")
-        return blocks.dense_logit(dnn_lib.field_tower(fields, config))  # stack never used
+      def build_logit(cls, parts, config):
+        fields = parts.field_stack(owner="tower_only")
+        return parts_lib.head(parts.field_tower(fields, config.tower))  # stack never used
 
     with self.assertRaisesRegex(base_lib.ModelConfigError, "reads V from 'dense_field_embedding'"):
-      TowerOnly(small_criteo_spec(), {"dnn_dims": (4,)})
+      TowerOnly(small_criteo_spec(), {"tower": {"dims": (4,)}, "embedding": {"dim": None}})
 
   def test_initial_logits_are_small_for_large_numeric_values(self):
     spec = small_criteo_spec()
@@ -224,12 +229,12 @@ class FieldWiseInitTest(testing.TestCase):
 
   def test_numeric_field_vectors_are_regularised_like_embeddings(self):
     spec = small_criteo_spec()
-    inputs = spec.keras_inputs()
-    model = tf.keras.Model(inputs, blocks.field_stack(inputs, spec, embedding_l2=0.5))
+    parts = make_parts(spec, l2=0.5)
+    model = tf.keras.Model(parts.inputs, parts.field_stack().stack)
     layer = model.get_layer("dense_field_embedding")
     self.assertAllClose(layer.regularizer.get_config()["l2"], 0.5, rtol=1e-7, atol=0)
     # The layer's own loss term is 0.5 * ||V||^2 (evaluated eagerly).
-    fresh = blocks.DenseFieldEmbedding(4, regularizer=layer.regularizer)
+    fresh = numeric_fields.DenseFieldEmbedding(4, regularizer=layer.regularizer)
     fresh(tf.ones((2, 3)))
     self.assertAllClose(tf.add_n(fresh.losses), 0.5 * tf.reduce_sum(tf.square(fresh.kernel)),
                         rtol=1e-6, atol=0)

@@ -1,0 +1,106 @@
+"""`dcnv3`: DCNv3 (Li et al., 2024): exponential and linear self-mask cross networks, Tri-BCE."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from ctr_zoo import checks
+from ctr_zoo.layers import self_mask_cross_net as smcn_lib
+from ctr_zoo.models import base
+from ctr_zoo.models import parts as parts_lib
+from ctr_zoo.models.registry import register_model
+
+
+@dataclasses.dataclass(frozen=True)
+class DCNv3Config:
+  """Config of `dcnv3`.
+
+  x0 = [e_1; ..; e_n; x_dense]; y_D = w_D^T ECN(x0) + b_D (the deep,
+  exponential network); y_S = w_S^T LCN(x0) + b_S (the shallow, linear one);
+  logit = (y_D + y_S) / 2. No MLP: the crosses are the whole model.
+
+  Args:
+    num_deep_cross_layers: int. Layers of the exponential network. Defaults to 4.
+    num_shallow_cross_layers: int. Layers of the linear network. Defaults to 4.
+    deep_dropout: float. Dropout after each exponential layer. Defaults to 0.1.
+    shallow_dropout: float. Dropout after each linear layer. Defaults to 0.3.
+    layer_norm: bool. Layer norm inside the self-mask. Defaults to True.
+    tri_bce: bool. Train with the Tri-BCE loss (see `DCNv3.training_loss`);
+      False: plain BCE on the averaged logit. Defaults to True.
+    cross_l2: float. L2 on the cross kernels. Defaults to 0.0.
+    embedding: EmbeddingConfig. Width, L2 and table layout.
+  """
+  num_deep_cross_layers: int = 4
+  num_shallow_cross_layers: int = 4
+  deep_dropout: float = 0.1
+  shallow_dropout: float = 0.3
+  layer_norm: bool = True
+  tri_bce: bool = True
+  cross_l2: float = 0.0
+  embedding: base.EmbeddingConfig = dataclasses.field(default_factory=base.EmbeddingConfig)
+
+  def __post_init__(self):
+    owner, error = "DCNv3Config", base.ModelConfigError
+    checks.positive_int(self.num_deep_cross_layers, f"{owner}.num_deep_cross_layers", error=error)
+    checks.positive_int(self.num_shallow_cross_layers, f"{owner}.num_shallow_cross_layers",
+                        error=error)
+    checks.fraction(self.deep_dropout, f"{owner}.deep_dropout", error=error)
+    checks.fraction(self.shallow_dropout, f"{owner}.shallow_dropout", error=error)
+    checks.boolean(self.layer_norm, f"{owner}.layer_norm", error=error)
+    checks.boolean(self.tri_bce, f"{owner}.tri_bce", error=error)
+    checks.non_negative(self.cross_l2, f"{owner}.cross_l2", error=error)
+
+
+@register_model("dcnv3")
+class DCNv3(base.CTRModel):
+  """Deep Cross Network v3: an exponential and a linear cross network, logits averaged.
+
+  Trained by ctr_zoo's `Trainer` (which calls `training_loss`) with Tri-BCE:
+  L = BCE(y, sigma(logit)) + w_D BCE(y, sigma(y_D)) + w_S BCE(y, sigma(y_S)),
+  w_D = max(L_D - L, 0), w_S = max(L_S - L, 0), so a sub-network that fits
+  worse than the ensemble gets its own supervision. (A model compiled with
+  Keras `fit` and a plain loss trains on BCE of the averaged logit.)
+
+  Paper: H. Li, Y. Zhang, Y. Zhang, H. Li, L. Sang, J. Yang, "DCNv3: Towards
+  Next Generation Deep Cross Network for CTR Prediction" (arXiv 2407.13349),
+  Eqs. 2-5 and 9-10.
+  """
+  config_class = DCNv3Config
+
+  @classmethod
+  def build_logit(cls, parts, config):
+    x0 = parts.flat_input()  # (B, D)
+    regularizer = parts_lib.l2_or_none(config.cross_l2)
+    deep = smcn_lib.SelfMaskCrossNet(
+        config.num_deep_cross_layers, kind="exponential", layer_norm=config.layer_norm,
+        dropout=config.deep_dropout, kernel_regularizer=regularizer, name="exponential_cross")(x0)
+    shallow = smcn_lib.SelfMaskCrossNet(
+        config.num_shallow_cross_layers, kind="linear", layer_norm=config.layer_norm,
+        dropout=config.shallow_dropout, kernel_regularizer=regularizer, name="linear_cross")(x0)
+    logits = [parts_lib.head(deep, name="deep_head"), parts_lib.head(shallow, name="shallow_head")]
+    return tf.keras.layers.Average(name="dcnv3_logit")(logits)  # (B, 1)
+
+  def _heads(self):
+    """A model sharing the layers: features -> [logit, y_D, y_S], each (B, 1) float32."""
+    heads = self.__dict__.get("_heads_model")
+    if heads is None:
+      heads = tf.keras.Model(self.inputs, [self.get_layer(n).output
+                                           for n in ("logit", "deep_head", "shallow_head")])
+      object.__setattr__(self, "_heads_model", heads)  # untracked: the layers are ours already
+    return heads
+
+  def training_loss(self, features, labels):
+    if not self.model_config.tri_bce:
+      return super().training_loss(features, labels)
+    labels = tf.reshape(tf.cast(labels, tf.float32), (-1, 1))  # (B, 1)
+    logit, deep, shallow = (tf.cast(t, tf.float32) for t in self._heads()(features, training=True))
+
+    def bce(z):
+      return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels, z))
+
+    loss, loss_deep, loss_shallow = bce(logit), bce(deep), bce(shallow)
+    loss = (loss + loss_deep * tf.nn.relu(loss_deep - loss)
+            + loss_shallow * tf.nn.relu(loss_shallow - loss))
+    return loss, tf.sigmoid(logit)
