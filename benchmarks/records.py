@@ -11,8 +11,9 @@ Where records go:
   when a run is given `--record=PATH` explicitly: a user's run never changes
   the repository's records.
 
-This module imports only the standard library: the pipeline benchmark's worker
-processes import it and measure their own memory.
+This module imports only the standard library and `experiments.paths` (which
+does too): the pipeline benchmark's worker processes import it and measure
+their own memory.
 """
 
 from __future__ import annotations
@@ -24,12 +25,11 @@ import subprocess
 import sys
 from typing import Any, List, Optional
 
-# Under `bazel run` this file sits in a runfiles tree; Bazel names the real
-# workspace in BUILD_WORKSPACE_DIRECTORY.
-REPO_ROOT = os.environ.get("BUILD_WORKSPACE_DIRECTORY") or os.path.dirname(
-    os.path.dirname(os.path.abspath(__file__)))
+from experiments import paths
+
+REPO_ROOT = paths.REPO_ROOT
 TRACKED_DIR = os.path.join(REPO_ROOT, "benchmarks", "results")
-DEFAULT_RESULTS_DIR = os.path.join(REPO_ROOT, "runs", "benchmarks")
+DEFAULT_RESULTS_DIR = os.path.join(paths.runs_root(), "benchmarks")
 
 
 def user_path(path: str) -> str:

@@ -10,8 +10,8 @@ one entry per run, plus the best per model), from which the `TUNED` table of
 --record=benchmarks/results/regularization_sweep.json the runs are merged into
 that tracked file too. The run directories are temporary and always removed.
 Grid (a "*" entry of TUNED sets the rest):
-  model.params.embedding_l2 in --embedding_l2 (models that have the field),
-  model.params.dropout in --dropouts (models that have the field),
+  model.params.embedding.l2 in --embedding_l2 (models with an embedding section),
+  model.params.tower.dropout in --dropouts (models with a tower),
   optimizer.embedding_learning_rate in --embedding_lrs.
 """
 
@@ -32,7 +32,7 @@ import tensorflow as tf
 from benchmarks import common_flags  # noqa: F401  (--results, --record)
 from benchmarks import records
 from experiments import common_flags as experiment_flags  # noqa: F401  (--data, --params_override)
-from experiments import configs
+from experiments import resolve
 from experiments import runner
 
 FLAGS = flags.FLAGS
@@ -70,16 +70,16 @@ def main(argv):
   work = tempfile.mkdtemp(prefix="ctr_zoo_sweep_")
   try:
     for model in FLAGS.sweep_models:
-      fields = configs.registry._model_fields(model) or set()  # pylint: disable=protected-access
-      l2s = FLAGS.embedding_l2 if "embedding_l2" in fields else [None]
-      dropouts = FLAGS.dropouts if "dropout" in fields else [None]
+      fields = resolve.model_fields(model)
+      l2s = FLAGS.embedding_l2 if "embedding" in fields else [None]
+      dropouts = FLAGS.dropouts if "tower" in fields else [None]
       results["runs"] = [r for r in results["runs"] if r["model"] != model]
       for l2, dropout, lr in itertools.product(l2s, dropouts, FLAGS.embedding_lrs):
         items = [FLAGS.params_override, f"optimizer.embedding_learning_rate={lr}"]
         if l2 is not None:
-          items.append(f"model.params.embedding_l2={l2}")
+          items.append(f"model.params.embedding.l2={l2}")
         if dropout is not None:
-          items.append(f"model.params.dropout={dropout}")
+          items.append(f"model.params.tower.dropout={dropout}")
         overrides = ",".join(x for x in items if x)
         cfg = runner.resolve_config(f"{model}_{FLAGS.sweep_data_setup}", overrides, FLAGS.data)
         tf.keras.backend.clear_session()

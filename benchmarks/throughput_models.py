@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import pkgutil
 from typing import Any, Dict, List, Tuple
 
@@ -132,16 +133,25 @@ def to_tensors(batches):
 # ctr_zoo's model, its FLOPs and its steps.
 # --------------------------------------------------------------------------
 def ctr_zoo_overrides(model_name: str, sizes: BenchSizes, config_class) -> Dict[str, Any]:
-  """Config overrides that set the benchmark's sizes, for the fields `config_class` has."""
-  wanted = {
-      "dnn_dims": tuple(sizes.mlp), "num_cross_layers": sizes.cross_layers,
-      "low_rank": sizes.low_rank, "num_experts": sizes.num_experts,
-      "num_projections": sizes.cdot_k,
-      "dropout": 0.0,  # DeepCTR's default dnn_dropout is 0 too
-  }
-  del model_name
+  """Config overrides that set the benchmark's sizes, for the fields `config_class` has.
+
+  The tower gets the benchmark's MLP without dropout (DeepCTR's default
+  dnn_dropout is 0 too) and the embedding section its width.
+
+  Raises:
+    ValueError: `config_class` has neither a tower nor an embedding section
+      (the benchmark's sizes would not reach the model).
+  """
   fields = {f.name for f in dataclasses.fields(config_class)}
-  return {k: v for k, v in wanted.items() if k in fields and v is not None}
+  if not {"tower", "embedding"} <= fields:
+    raise ValueError(f"{model_name}: {config_class.__name__} has no tower/embedding section to "
+                     f"size; fields: {sorted(fields)}")
+  out = {"tower": {"dims": tuple(sizes.mlp), "dropout": 0.0},
+         "embedding": {"dim": sizes.embedding_dim}}
+  wanted = {"num_cross_layers": sizes.cross_layers, "low_rank": sizes.low_rank,
+            "num_experts": sizes.num_experts, "num_projections": sizes.cdot_k}
+  out.update({k: v for k, v in wanted.items() if k in fields})
+  return out
 
 
 def _import_model_modules():
@@ -205,7 +215,7 @@ def make_trainer_step(model, optimizer, jit_compile: bool):
   from ctr_zoo.training import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
   trainer = trainer_lib.Trainer(model, optimizer, trainer_lib.TrainerConfig(
       deterministic=False, jit_compile=jit_compile))
-  return trainer._train_step  # pylint: disable=protected-access
+  return trainer.train_step
 
 
 def embedding_layers(model) -> list:
@@ -324,7 +334,7 @@ def prepare_ctr_zoo(model_name: str, sizes: BenchSizes, spec, tf_batches, jit: s
         info["modes"][mode] = {"error": _error(e)}
         continue
       return {}, {}, {"note": f"ctr_zoo model unavailable: {_error(e)}"}
-    info["overrides"] = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
+    info["overrides"] = json.loads(json.dumps(overrides))  # tuples -> lists, as in the record
     if "forward_flops_per_example" not in info and mode != BF16_MODE:
       try:
         info["forward_flops_per_example"] = model_flops(model, sizes, seed)

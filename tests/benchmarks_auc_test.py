@@ -187,7 +187,7 @@ class AucCliTest(testing.TestCase):
   def test_bad_flags_are_one_line_and_exit_2(self):
     results = self.make_temp_dir()
     cases = {
-        "unknown experiment 'nope_synthetic'": dict(experiments=["nope"], results=results),
+        "unknown (experiment|model) 'nope": dict(experiments=["nope"], results=results),
         "unknown config field 'trainer.nope'": dict(experiments=["lr"], results=results,
                                                     params_override="trainer.nope=1"),
         "must be a directory": dict(results=os.path.join(results, "auc_records.jsonl")),

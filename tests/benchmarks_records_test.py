@@ -1,6 +1,5 @@
-"""benchmarks.records (git revision, JSON lines, paths) and the import direction of the tree."""
+"""benchmarks.records: the git revision, JSON lines and paths of every benchmark record."""
 
-import ast
 import json
 import os
 import subprocess
@@ -102,33 +101,8 @@ class PathsTest(testing.TestCase):
     self.assertEqual(records.results_dir(""), records.DEFAULT_RESULTS_DIR)
 
 
-def _imports(path):
-  """Top-level package names a Python file imports."""
-  with open(path, encoding="utf-8") as fh:
-    tree = ast.parse(fh.read(), path)
-  out = set()
-  for node in ast.walk(tree):
-    if isinstance(node, ast.Import):
-      out.update(a.name.split(".")[0] for a in node.names)
-    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-      out.add(node.module.split(".")[0])
-  return out
-
-
-class ImportDirectionTest(testing.TestCase):
-  """benchmarks -> experiments -> ctr_zoo: nothing imports a layer above it."""
-
-  def test_no_upward_imports(self):
-    above = {"ctr_zoo": {"experiments", "benchmarks"}, "experiments": {"benchmarks"}}
-    bad = []
-    for package, forbidden in above.items():
-      for dirpath, _, names in os.walk(os.path.join(testing.PROJECT_ROOT, package)):
-        for name in names:
-          if name.endswith(".py"):
-            path = os.path.join(dirpath, name)
-            for imported in _imports(path) & forbidden:
-              bad.append(f"{os.path.relpath(path, testing.PROJECT_ROOT)} imports {imported}")
-    self.assertEqual(bad, [])
+class OneGitRevisionTest(testing.TestCase):
+  """The import direction is tests/architecture_test.py's; this is the one `git rev-parse`."""
 
   def test_one_git_revision_in_benchmarks(self):
     owners = []
