@@ -138,7 +138,9 @@ class ConfigsTest(testing.TestCase):
       self.skipTest("the model configs have no nested EmbeddingConfig yet")
     paper = resolve.resolve(configs.get("dcn_v2_dcnv2_paper"))
     self.assertEqual(paper.model.params["embedding"]["dim"], 39)
-    self.assertIsNone(resolve.resolve(configs.get("dcn_v2_criteo_x4")).model.params["embedding"]["dim"])
+    # The others keep the model config's default width.
+    self.assertEqual(resolve.resolve(configs.get("dcn_v2_criteo_x4")).model.params["embedding"]["dim"],
+                     16)
 
   def test_variants_differ_from_their_base_only_where_named(self):
     # (lr_* differ in the optimizer too: FTRL, see registry.TUNED.)

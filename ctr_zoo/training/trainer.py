@@ -7,6 +7,10 @@ One step (a `tf.function`, optionally XLA-compiled) on a batch of B examples:
   g = dL/dtheta, clipped to global norm c when clipnorm = c > 0
   optimizer.apply_gradients(zip(g, model.trainable_variables))
 
+The data loss is the model's `training_loss(x, y)` when it has one (every
+`CTRModel`: mean binary cross-entropy, or a model's own, such as DCNv3's
+Tri-BCE), else the binary cross-entropy above.
+
 The optimizer is whatever the caller built (typically the split optimizer that
 puts `model.embedding_variables` on sparse FTRL/AdaGrad and
 `model.dense_variables` on Adam); the trainer only calls `apply_gradients`.
@@ -222,8 +226,11 @@ class Trainer:
     labels = _labels_2d(labels)  # (B, 1)
     variables = self.model.trainable_variables
     with tf.GradientTape() as tape:
-      probs = self.model(features, training=True)  # (B, 1)
-      loss = tf.reduce_mean(tf.keras.losses.binary_crossentropy(labels, probs))
+      if hasattr(self.model, "training_loss"):  # a CTRModel: its own loss (e.g. DCNv3's Tri-BCE)
+        loss, probs = self.model.training_loss(features, labels)  # scalar, (B, 1)
+      else:
+        probs = self.model(features, training=True)  # (B, 1)
+        loss = tf.reduce_mean(tf.keras.losses.binary_crossentropy(labels, probs))
       if self.model.losses:
         # Under a mixed policy, losses on activations are bfloat16: sum in float32.
         loss += tf.add_n([tf.cast(l, tf.float32) for l in self.model.losses])
