@@ -12,10 +12,10 @@ from ctr_zoo.datasets.input_pipeline import (encode_frame, list_shards, make_dat
 from ctr_zoo.datasets.preprocessing import (FitSummary, TransformSummary, fit, fit_transform,
                                             output_schema, transform)
 from ctr_zoo.datasets.readers import DataError, ReadSummary, detect_format, read_batches
+from ctr_zoo.datasets.movielens import movielens_spec, read_movielens_100k
 from ctr_zoo.datasets.sequences import (SyntheticSequenceConfig, generate_sequence_data,
-                                        movielens_spec, read_movielens_100k, sequence_spec,
-                                        split_by_time)
-from ctr_zoo.datasets.splits import FileSplit, RandomSplit, parse_split
+                                        sequence_spec)
+from ctr_zoo.datasets.splits import FileSplit, RandomSplit, parse_split, split_by_time
 from ctr_zoo.datasets.synthetic import (SyntheticCriteoConfig, generate_criteo_tsv,
                                         load_oracle, oracle_metrics, split_oracle_metrics)
 from ctr_zoo.metrics import auc, logloss

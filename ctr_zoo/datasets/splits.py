@@ -126,3 +126,20 @@ def parse_split(text: str, seed: int = 0):
 
 def split_names(split) -> Sequence[str]:
   return ("train",) if split is None else tuple(split.names)
+
+
+def split_by_time(frame, fractions: Sequence[float] = (0.8, 0.1, 0.1),
+                  time_column: str = "timestamp") -> Tuple:
+  """Splits a frame into consecutive time ranges with the given row fractions.
+
+  Rows sharing a timestamp stay in the same part.
+  """
+  if abs(sum(fractions) - 1.0) > 1e-9 or any(f < 0 for f in fractions):
+    raise ValueError(f"fractions must be >= 0 and sum to 1, got {tuple(fractions)}")
+  frame = frame.sort_values(time_column, kind="mergesort").reset_index(drop=True)
+  t = frame[time_column].to_numpy()
+  cuts = [0]
+  for c in np.cumsum(fractions)[:-1]:
+    cuts.append(int(np.searchsorted(t, t[min(int(c * len(t)), len(t) - 1)], side="left")))
+  cuts.append(len(t))
+  return tuple(frame.iloc[cuts[i]:cuts[i + 1]].reset_index(drop=True) for i in range(len(fractions)))
