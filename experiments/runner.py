@@ -47,6 +47,10 @@ def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True,
     progress: bool. Add the progress bar. Defaults to False.
   """
   cfg = resolve_lib.resolve(cfg)
+  if cfg.trainer.distribute != "none":  # a tf.distribute task: experiments/cluster_run.py
+    from experiments import cluster_run  # pylint: disable=g-import-not-at-top
+    return cluster_run.run(cfg, model_dir, overwrite=overwrite, export=export,
+                           callbacks=callbacks, progress=progress)
   run_dir.prepare(model_dir, cfg.to_dict(), overwrite=overwrite)
   prepared = data_lib.prepare(cfg.data)
   prepared.spec.save(os.path.join(model_dir, run_dir.SPEC_FILE))

@@ -22,6 +22,7 @@ import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
 
 from ctr_zoo import datasets
 from ctr_zoo import training
+from ctr_zoo.training import distributed
 from experiments import common_flags  # noqa: F401  (--data, --model_dir, --params_override)
 from experiments import configs
 from experiments import paths
@@ -51,9 +52,13 @@ def main(argv):
     result = runner.run(cfg, model_dir, overwrite=FLAGS.overwrite, export=FLAGS.export,
                         progress=FLAGS.progress)
   except (configs.ConfigError, run_dir.ExperimentMismatchError, training.NonFiniteLossError,
-          datasets.DataError, FileNotFoundError) as e:
+          datasets.DataError, FileNotFoundError,
+          distributed.ClusterError, distributed.ClusterFailureError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  if "test" not in result:  # a distributed task that does not evaluate (experiments/cluster_run.py)
+    print(result["summary"])
+    return 0
   print(runner.format_summary(result, model_dir))
   return 0
 

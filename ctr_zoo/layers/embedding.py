@@ -46,6 +46,48 @@ def regularize_rows(regularizer, rows) -> tf.Tensor:
   return regularizer(tf.cast(rows, tf.float32))
 
 
+def is_sharded(variable) -> bool:
+  """Whether `variable` is a `ShardedVariable` (a table split by a `variable_partitioner`).
+
+  Checked by class name, as tf-keras does (`is_split_variable`): the class is
+  not part of TensorFlow's public API.
+  """
+  return any(c.__name__ == "ShardedVariable" for c in type(variable).__mro__)
+
+
+def is_remote(table) -> bool:
+  """Whether `table` lives on a parameter server: a `ShardedVariable`, or a variable on a ps job."""
+  return is_sharded(table) or "/job:ps/" in (getattr(table, "device", "") or "")
+
+
+def table_parts(table) -> list:
+  """The variables that hold `table`: its shards if it is sharded, else [table]."""
+  return list(table.variables) if is_sharded(table) else [table]
+
+
+def gather_rows(table, ids) -> tf.Tensor:
+  """table[ids]: ids of any shape (...) -> rows (..., d).
+
+  A local table: `tf.gather`, whose gradient is a `tf.IndexedSlices` of one
+  row per id. A table on parameter servers (`is_remote`; parameter-server
+  training): the ids are de-duplicated first, each of the U touched rows is
+  read once (`tf.nn.embedding_lookup` reads a `ShardedVariable` shard by
+  shard, on the tasks that hold the shards, and never concatenates it) and
+  the rows are expanded locally. The gradient then holds U rows (the sum over
+  each id's occurrences), so a step moves U x d floats each way, not one row
+  per occurrence. Same values either way.
+  """
+  if not is_remote(table):
+    return tf.gather(table, ids)
+  ids = tf.convert_to_tensor(ids)
+  unique_ids, positions = tf.unique(tf.reshape(ids, (-1,)))  # (U,), (n,)
+  rows = tf.nn.embedding_lookup(table, unique_ids)  # (U, d)
+  out = tf.gather(rows, positions)  # (n, d)
+  out = tf.reshape(out, tf.concat([tf.shape(ids), tf.shape(rows)[1:]], axis=0))  # (..., d)
+  out.set_shape(ids.shape.concatenate(table.shape[1:]))
+  return out
+
+
 def is_additive_regularizer(regularizer) -> bool:
   """Whether r(concat(x_1, .., x_k)) == sum_i r(x_i) (Keras L1 / L2 / L1L2: sums over elements)."""
   return type(regularizer) in ADDITIVE_REGULARIZERS
@@ -67,6 +109,11 @@ class FeatureEmbedding(tf.keras.layers.Layer):
   and sparse optimizers (FTRL, AdaGrad) touch only the looked-up rows. The
   tables are `embedding_variables`; their names contain "embedding/" (per
   field: ".../embedding/<table>", fused: ".../embedding/fused").
+
+  Under `ParameterServerStrategy` with a `variable_partitioner` a table is a
+  `ShardedVariable`: `embedding_variables` lists its shards (what the sparse
+  optimizers update, each with its own slots), and lookups read only the
+  touched rows of each shard (see `gather_rows`).
 
   `embeddings_regularizer` is applied to the looked-up rows only (each lookup
   counts, padding positions included), added as a layer loss, never to the
@@ -157,10 +204,11 @@ class FeatureEmbedding(tf.keras.layers.Layer):
 
   @property
   def embedding_variables(self) -> list:
-    """The table variables (for sparse optimizers); empty before `build`."""
+    """The table variables (for sparse optimizers), shards of sharded tables; empty before `build`."""
     if not self.built:
       return []
-    return [self.fused_table] if self.fused else list(self.table_variables)
+    tables = [self.fused_table] if self.fused else list(self.table_variables)
+    return [part for table in tables for part in table_parts(table)]
 
   def build(self, input_shape):
     if self.fused:
@@ -210,13 +258,13 @@ class FeatureEmbedding(tf.keras.layers.Layer):
       d = self.tables[0][2]
       flat = [tf.reshape(ids[f] + self.offsets[t], (-1,)) for f, t in self._features.items()]
       sizes = [tf.size(x) for x in flat]
-      rows = tf.gather(self.fused_table, tf.concat(flat, axis=0))  # (sum of sizes, d): one gather
+      rows = gather_rows(self.fused_table, tf.concat(flat, axis=0))  # (sum of sizes, d): one gather
       for (f, _), part in zip(self._features.items(), tf.split(rows, tf.stack(sizes), axis=0)):
         out[f] = tf.reshape(part, tf.concat([tf.shape(ids[f]), [d]], axis=0))  # (B[, T], d)
         out[f].set_shape(ids[f].shape.concatenate(d))
     else:
       for f, t in self._features.items():
-        out[f] = tf.gather(self.table_variables[self._table_index[t]], ids[f])  # (B[, T], d)
+        out[f] = gather_rows(self.table_variables[self._table_index[t]], ids[f])  # (B[, T], d)
     if self.embeddings_regularizer is not None and regularize:
       if self.fused and is_additive_regularizer(self.embeddings_regularizer):
         # One op on every looked-up row.
@@ -230,8 +278,8 @@ class FeatureEmbedding(tf.keras.layers.Layer):
     """Fused and stacked: one gather on the (B, n) id matrix -> (B, n, d)."""
     ids = self._ids(inputs)
     offsets = tf.constant([[self.offsets[t] for t in self._features.values()]], tf.int64)  # (1, n)
-    rows = tf.gather(self.fused_table,
-                     tf.stack([ids[f] for f in self._features], axis=1) + offsets)  # (B, n, d)
+    rows = gather_rows(self.fused_table,
+                       tf.stack([ids[f] for f in self._features], axis=1) + offsets)  # (B, n, d)
     if self.embeddings_regularizer is not None:
       if is_additive_regularizer(self.embeddings_regularizer):
         self.add_loss(regularize_rows(self.embeddings_regularizer, rows))

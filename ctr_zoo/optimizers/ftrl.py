@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from ctr_zoo import serialization
+from ctr_zoo.optimizers import sparse_rows
 
 # Added to the kernel's l2 so that 0 / 0 (a coordinate whose accumulator is still
 # 0 after a zero gradient, with l2 = beta = 0) gives the paper's w = 0 instead of
@@ -49,8 +50,9 @@ class Ftrl(tf.keras.optimizers.legacy.Optimizer):
   base class does this), then only the touched rows of the table and of both
   slots are read and written: the cost of a step does not depend on V. Rows of
   more than one float are gathered, updated vectorised and scattered back
-  (bit-identical to TF's ``ResourceSparseApplyFtrl``); rows of one float use
-  that kernel.
+  (bit-identical to TF's ``ResourceSparseApplyFtrl``); rows of one float, and
+  tables on parameter servers (updated by several workers at once), use that
+  kernel, which holds the variable's lock for the whole update.
 
   Initial accumulator: w is re-solved from (z, n) at every step, so with
   n0 > 0 an embedding row keeps only sqrt(n0 + g^2) - sqrt(n0) over
@@ -132,10 +134,12 @@ class Ftrl(tf.keras.optimizers.legacy.Optimizer):
   def _resource_apply_sparse(self, grad, var, indices, apply_state=None):
     # `indices` are unique here: the base class' duplicate-index path sums first.
     c = self._coefficients(var, apply_state)
-    if _row_size(var) > 1:
+    if _row_size(var) > 1 and not sparse_rows.on_parameter_server(var):
       return self._gather_update_scatter(grad, var, indices, c)
     # Rows of one float: the kernel's scalar loop rounds differently ((z + g) -
-    # sigma w, pow); keep it so that results do not depend on the path.
+    # sigma w, pow); keep it so that results do not depend on the path. A table
+    # on a parameter server, updated by several workers at once: the kernel holds
+    # the variable's lock for the whole update.
     return tf.raw_ops.ResourceSparseApplyFtrl(
         var=var.handle, accum=self.get_slot(var, "accumulator").handle,
         linear=self.get_slot(var, "linear").handle, grad=grad, indices=indices,
@@ -152,15 +156,15 @@ class Ftrl(tf.keras.optimizers.legacy.Optimizer):
     accum = self.get_slot(var, "accumulator")
     linear = self.get_slot(var, "linear")
     lr, l1 = c["lr_t"], c["l1"]
-    n_old = accum.sparse_read(indices)  # (U, d)
+    n_old = sparse_rows.gather_rows(accum, indices)  # (U, d)
     n_new = n_old + grad * grad
-    z = linear.sparse_read(indices) + (grad - (tf.sqrt(n_new) - tf.sqrt(n_old)) / lr * var.sparse_read(indices))
+    z = sparse_rows.gather_rows(linear, indices) + (
+        grad - (tf.sqrt(n_new) - tf.sqrt(n_old)) / lr * sparse_rows.gather_rows(var, indices))
     x = tf.clip_by_value(z, -l1, l1) - z  # -(z - sgn(z) l1) where |z| > l1, else 0
     y = tf.sqrt(n_new) / lr + 2.0 * c["kernel_l2"]
-    return tf.group(
-        tf.raw_ops.ResourceScatterUpdate(resource=accum.handle, indices=indices, updates=n_new),
-        tf.raw_ops.ResourceScatterUpdate(resource=linear.handle, indices=indices, updates=z),
-        tf.raw_ops.ResourceScatterUpdate(resource=var.handle, indices=indices, updates=x / y))
+    return tf.group(sparse_rows.scatter_rows(accum, indices, n_new),
+                    sparse_rows.scatter_rows(linear, indices, z),
+                    sparse_rows.scatter_rows(var, indices, x / y))
 
   def get_config(self):
     config = super().get_config()

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from ctr_zoo import serialization
 from ctr_zoo.optimizers import ftrl as ftrl_lib
+from ctr_zoo.optimizers import sparse_rows
 
 
 def group_lasso_ftrl_step(w, z, n, g, alpha, beta, l1, l2, group_lasso, group_size, row_wise):
@@ -168,11 +169,10 @@ class GroupLassoFtrl(tf.keras.optimizers.legacy.Optimizer):
   def _resource_apply_sparse(self, grad, var, indices, apply_state=None):
     # `indices` are unique here: the base class' duplicate-index path sums first.
     accum, linear = self.get_slot(var, "accumulator"), self.get_slot(var, "linear")
-    w, z, n = self._step(tf.gather(var, indices), tf.gather(linear, indices), tf.gather(accum, indices),
+    w, z, n = self._step(*[sparse_rows.gather_rows(v, indices) for v in (var, linear, accum)],
                          grad, var, apply_state)  # each (k, d) or (k, 1)
-    return tf.group(*[
-        tf.raw_ops.ResourceScatterUpdate(resource=v.handle, indices=indices, updates=u)
-        for v, u in ((var, w), (linear, z), (accum, n))])
+    return tf.group(*[sparse_rows.scatter_rows(v, indices, u)
+                      for v, u in ((var, w), (linear, z), (accum, n))])
 
   def get_config(self):
     config = super().get_config()

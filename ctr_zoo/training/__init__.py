@@ -10,6 +10,7 @@ from ctr_zoo.training.trainer import (
     Callback, NonFiniteLossError, Trainer, TrainerConfig, count_params, random_generators)
 
 from ctr_zoo.training.export import export_saved_model
+from ctr_zoo.training import distributed  # noqa: F401  (registers WarmupScaledRate)
 
 __all__ = [
     "Callback", "NonFiniteLossError", "Trainer", "TrainerConfig", "auc", "calibration",

@@ -56,6 +56,14 @@ CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 
 
+# --- distributed training (ctr_zoo.training.distributed reads these settings) ---
+# trainer.distribute: one process ("none"), the GPUs of one machine ("mirrored"),
+# synchronous data parallelism over TF_CONFIG's workers ("multi_worker") or
+# parameter servers ("parameter_server").
+DISTRIBUTE_MODES = ("none", "mirrored", "multi_worker", "parameter_server")
+LR_SCALING_RULES = ("linear", "none")
+# --- end distributed training ---
+
 _SCALAR_METADATA = summary_pb2.SummaryMetadata(
     plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
 
@@ -89,6 +97,19 @@ class TrainerConfig:
     running_auc_thresholds: int. Thresholds of the running (display-only)
       training AUC, estimated from the batch of every log step; reported
       metrics use the exact AUC. Defaults to 200.
+    distribute: str. "none" (one process), "mirrored" (the local GPUs),
+      "multi_worker" (synchronous, the workers of TF_CONFIG) or
+      "parameter_server" (asynchronous workers, tables sharded over the ps
+      tasks of TF_CONFIG); see `ctr_zoo.training.distributed`. Defaults to
+      "none".
+    min_shard_bytes: int. Parameter-server mode: a variable is split into at
+      most one shard per ps task, each at least this many bytes (TF's
+      `MinSizePartitioner`). Defaults to 262144 (256 KiB).
+    lr_scaling: str. Synchronous modes: "linear" multiplies both learning
+      rates by the number of replicas (global batch / per-replica batch),
+      reached by a linear warm-up; "none" keeps them. Defaults to "linear".
+    lr_warmup_steps: int. Steps of that warm-up (0: scaled from the first
+      step). Defaults to 100.
   """
   epochs: int = 1
   max_steps: int = 0
@@ -100,6 +121,11 @@ class TrainerConfig:
   jit_compile: bool = False
   clipnorm: float = 0.0
   running_auc_thresholds: int = 200
+  # Distributed training (ctr_zoo.training.distributed).
+  distribute: str = "none"
+  min_shard_bytes: int = 256 << 10
+  lr_scaling: str = "linear"
+  lr_warmup_steps: int = 100
 
   def __post_init__(self):
     for name in ("epochs", "checkpoint_every_steps", "max_checkpoints", "log_every_steps",
@@ -110,6 +136,10 @@ class TrainerConfig:
     checks.boolean(self.deterministic, "TrainerConfig.deterministic")
     checks.boolean(self.jit_compile, "TrainerConfig.jit_compile")
     checks.non_negative(self.clipnorm, "TrainerConfig.clipnorm")
+    checks.choice(self.distribute, "TrainerConfig.distribute", DISTRIBUTE_MODES)
+    checks.positive_int(self.min_shard_bytes, "TrainerConfig.min_shard_bytes")
+    checks.choice(self.lr_scaling, "TrainerConfig.lr_scaling", LR_SCALING_RULES)
+    checks.positive_int(self.lr_warmup_steps, "TrainerConfig.lr_warmup_steps", allow_zero=True)
 
 
 class Callback:
