@@ -88,6 +88,10 @@ SYNC_MODES = ("mirrored", "multi_worker")
 # The default smallest shard (TrainerConfig.min_shard_bytes): TF's MinSizePartitioner default.
 DEFAULT_MIN_SHARD_BYTES = 256 << 10
 
+# Rows of each step's batch a parameter-server worker returns to the chief for the
+# display-only running AUC (the rest of the batch stays on the worker).
+RUNNING_AUC_SAMPLE = 256
+
 # Errors by which a cluster task is reported lost or its state gone.
 _CLUSTER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError,
                    tf.errors.CancelledError, tf.errors.NotFoundError,
@@ -661,7 +665,9 @@ class DistributedTrainer:
       if cfg.clipnorm > 0:
         grads, _ = tf.clip_by_global_norm(grads, cfg.clipnorm)
       optimizer.apply_gradients(zip(grads, variables))
-      return report, part, probs, tf.reshape(tf.cast(labels, tf.float32), (-1, 1))
+      # The first rows of the batch, for the chief's display-only running AUC.
+      sample = RUNNING_AUC_SAMPLE
+      return report, part, probs[:sample], tf.reshape(tf.cast(labels, tf.float32), (-1, 1))[:sample]
 
     @tf.function
     def worker_step(iterator):
@@ -682,18 +688,12 @@ class DistributedTrainer:
     while position.step < total:
       stop = self._next_stop(position.step, total, steps_per_epoch)
       start = time.perf_counter()
-      try:
+      with self._cluster_failures(position.step):
         with strategy.scope():
           results = [coordinator.schedule(worker_step, args=(per_worker_iterator,))
                      for _ in range(stop - position.step)]
         coordinator.join()
         fetched = [r.fetch() for r in results]
-      except _CLUSTER_ERRORS as e:
-        raise ClusterFailureError(
-            f"parameter-server training stopped near step {position.step}: "
-            f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else e}. "
-            f"A ps task holds the only copy of its variables: restart the cluster and the "
-            f"chief resumes from {self.latest_checkpoint or '<no checkpoint yet>'}") from e
       losses = np.array([float(out[0]) for out in fetched])
       for out in fetched:
         self.worker_steps[int(out[1])] = self.worker_steps.get(int(out[1]), 0) + 1
@@ -706,12 +706,29 @@ class DistributedTrainer:
       position.step = stop
       last_loss = float(losses[-1])
       window = (window[0], window[1] + len(losses) * batch_size)
-      window = self._boundary(position, steps_per_epoch, total, list(losses), window, True)
+      with self._cluster_failures(position.step):  # the checkpoint reads every ps
+        window = self._boundary(position, steps_per_epoch, total, list(losses), window, True)
     self._set_position(position, steps_per_epoch)
     result = self._result(resumed_from, last_loss)
     result["steps_by_worker_part"] = {str(k): v for k, v in sorted(self.worker_steps.items())}
     self._notify("on_train_end", dict(result))
     return result
+
+  @contextlib.contextmanager
+  def _cluster_failures(self, step: int):
+    """Turns a lost task's error into ClusterFailureError naming it and the last checkpoint."""
+    try:
+      yield
+    except _CLUSTER_ERRORS as e:
+      text = str(e).strip()
+      tasks = sorted(set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", text)))
+      lost = ", ".join(f"{job}:{index}" for job, index in tasks) or "a task"
+      first = text.splitlines()[0] if text else type(e).__name__
+      raise ClusterFailureError(
+          f"parameter-server training stopped near step {step}: {lost} failed "
+          f"({type(e).__name__}: {first}). A ps task holds the only copy of its variables: "
+          f"restart the cluster and the chief resumes from "
+          f"{self.latest_checkpoint or '<no checkpoint yet>'}") from e
 
   # --- evaluation ---------------------------------------------------------
   def predict(self, dataset: tf.data.Dataset):

@@ -240,8 +240,10 @@ def part_dataset(part: Part, spec: spec_lib.FeatureSpec, batch_size: int, seed: 
   """Shuffled (features, label) batches of one part, built from TF ops only.
 
   The file order and the rows (in a window of `shuffle_buffer_rows`) are
-  shuffled with `seed`, the same way every time for the same seed. Batches
-  are full (`drop_remainder`).
+  shuffled with `seed`, the same way every time for the same seed and the same
+  TF global seed (`tf.data` combines an op seed with `tf.random.set_seed`'s;
+  distributed runs set it from trainer.seed on every task). Batches are full
+  (`drop_remainder`).
 
   Args:
     part: Part. From `write_parts` / `load_part`.
