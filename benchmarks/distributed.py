@@ -2,7 +2,7 @@ r"""Distributed training on one machine: examples/s and the bytes each step move
 
   python -m benchmarks.distributed                      # writes to runs/benchmarks/
   python -m benchmarks.distributed --record=benchmarks/results/distributed.jsonl
-  python -m benchmarks.distributed --render_markdown    # the tracked record's table
+  python -m benchmarks.distributed --render_table    # the tracked record's table
 
 The dcn_v2 benchmark layout (as benchmarks/throughput.py: batch 4096, 26
 fields x 10k hashed ids x dim 16 + 13 dense fields, 3 cross layers, MLP
@@ -56,6 +56,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks import common_flags  # noqa: E402,F401  (--results, --record)
 from benchmarks import records  # noqa: E402
+from experiments import local_cluster  # noqa: E402
 
 RECORD_FILE = "distributed.jsonl"
 TRACKED_RECORD = os.path.join(records.TRACKED_DIR, RECORD_FILE)
@@ -69,19 +70,20 @@ CONFIGS = {
 PROGRESS = re.compile(r"epoch (\d+) \[[#.]*\] (\d+)/(\d+) .* ([\d,]+) ex/s")
 CLUSTER = re.compile(r"^\[launcher\] cluster (.*)$")
 BYTES_RECEIVED = re.compile(r"bytes_received:(\d+)")
-ADDRESS = re.compile(r"127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:(\d+)")
+# gRPC's sockets are dual-stack: loopback peers show as [::ffff:127.0.0.1]:port.
+ADDRESS = re.compile(r"127\.0\.0\.1\]?:(\d+)\s+(?:\[::ffff:)?127\.0\.0\.1\]?:(\d+)")
 LINK_GBITS = 10.0  # the network the scaling figures assume
 
 FLAGS = flags.FLAGS
 flags.adopt_module_key_flags(common_flags)
-flags.DEFINE_list("configs", list(CONFIGS), f"Configurations to run, of {list(CONFIGS)}.")
-flags.DEFINE_integer("batch_size", 4096, "Examples per step and worker.")
-flags.DEFINE_integer("vocab_size", 10000, "Hash buckets (table rows) per categorical field.")
+flags.DEFINE_list("modes", list(CONFIGS), f"Configurations to run, of {list(CONFIGS)}.")
+flags.DEFINE_integer("examples_per_step", 4096, "Examples per step and worker.")
+flags.DEFINE_integer("table_rows", 10000, "Hash buckets (table rows) per categorical field.")
 flags.DEFINE_integer("synthetic_rows", 250000, "Synthetic rows generated (80% train).")
 flags.DEFINE_integer("window_steps", 8, "Steps per timed window (the chief's log cadence).")
-flags.DEFINE_integer("windows", 3, "Timed windows after the untimed first one.")
-flags.DEFINE_integer("timeout_seconds", 900, "Per configuration.")
-flags.DEFINE_bool("render_markdown", False,
+flags.DEFINE_integer("timed_windows", 3, "Timed windows after the untimed first one.")
+flags.DEFINE_integer("mode_timeout_seconds", 900, "Per configuration.")
+flags.DEFINE_bool("render_table", False,
                   "Print the table of the last record of --record (default: the tracked "
                   "benchmarks/results/distributed.jsonl) and exit.")
 
@@ -131,13 +133,12 @@ class Run:
     self._thread.start()
 
   def _read(self):
-    buffer = b""
+    pending = b""
     while True:
       chunk = self.process.stdout.read1(65536)
       if not chunk:
         break
-      buffer += chunk
-      *lines, buffer = buffer.replace(b"\r", b"\n").split(b"\n")
+      lines, pending = local_cluster.split_output(pending, chunk)
       for raw in lines:
         self._line(raw.decode(errors="replace"))
 
@@ -217,7 +218,8 @@ def run_config(name: str, overrides: str, work: str, timeout: float) -> Dict:
   common = ["--experiment=dcn_v2_synthetic", f"--model_dir={model_dir}",
             f"--params_override={overrides}", "--export=false"]
   if setup["workers"]:
-    argv = [sys.executable, "-u", "-m", "experiments.local_cluster",
+    # On the host's network: `ss` here must see the tasks' sockets.
+    argv = [sys.executable, "-u", "-m", "experiments.local_cluster", "--isolate_network=false",
             f"--workers={setup['workers']}", f"--ps={setup['ps']}"] + common
   else:
     argv = [sys.executable, "-u", "-m", "experiments.train", "--progress=true"] + common
@@ -274,8 +276,11 @@ def render(record: Dict, markdown: bool = True) -> str:
   notes = [
       "",
       f"Measured {record['time']} on {record['machine']} (git {record['git_revision']}). "
-      "Every process shares the same 2 cores, so the distributed rows show the overhead of "
-      "the modes (more processes, gRPC, synchronisation), not a speed-up.",
+      "Every process of a configuration shares the same 2 cores, so these ratios are not "
+      "scaling figures: they are what the modes cost (more processes, gRPC, "
+      "synchronisation) on one small machine. Where a distributed row beats one process, "
+      "it is because one process leaves the 2 cores partly idle (input pipeline and host "
+      "work between steps) and a second worker process fills them.",
   ]
   if ps2 and single:
     seconds = ps2 * 8 / (LINK_GBITS * 1e9)
@@ -293,25 +298,25 @@ def render(record: Dict, markdown: bool = True) -> str:
 
 def main(argv):
   del argv
-  if FLAGS.render_markdown:
+  if FLAGS.render_table:
     path = records.user_path(FLAGS.record) if FLAGS.record else TRACKED_RECORD
     print(render(records.load_jsonl(path)[-1]), end="")
     return 0
-  unknown = [c for c in FLAGS.configs if c not in CONFIGS]
+  unknown = [c for c in FLAGS.modes if c not in CONFIGS]
   if unknown:
-    print(f"error: unknown --configs {unknown}; known: {list(CONFIGS)}", file=sys.stderr)
+    print(f"error: unknown --modes {unknown}; known: {list(CONFIGS)}", file=sys.stderr)
     return 1
-  steps = FLAGS.window_steps * (FLAGS.windows + 1)
-  overrides = layout_overrides(FLAGS.batch_size, FLAGS.vocab_size, FLAGS.synthetic_rows, steps,
+  steps = FLAGS.window_steps * (FLAGS.timed_windows + 1)
+  overrides = layout_overrides(FLAGS.examples_per_step, FLAGS.table_rows, FLAGS.synthetic_rows, steps,
                                FLAGS.window_steps)
   record = {"time": records.now(), "git_revision": records.git_revision(),
-            "machine": records.machine_description(), "batch_size": FLAGS.batch_size,
+            "machine": records.machine_description(), "batch_size": FLAGS.examples_per_step,
             "overrides": overrides, "configs": {}}
-  record["layout"] = layout_facts(overrides, FLAGS.batch_size, None)
+  record["layout"] = layout_facts(overrides, FLAGS.examples_per_step, None)
   with tempfile.TemporaryDirectory(prefix="ctr_zoo_distributed_bench_") as work:
-    for name in FLAGS.configs:
+    for name in FLAGS.modes:
       print(f"{name} ...", file=sys.stderr, flush=True)
-      record["configs"][name] = run_config(name, overrides, work, FLAGS.timeout_seconds)
+      record["configs"][name] = run_config(name, overrides, work, FLAGS.mode_timeout_seconds)
   paths = records.write_records([record], records.results_dir(FLAGS.results), RECORD_FILE,
                                 FLAGS.record or None)
   print(render(record), end="")

@@ -14,11 +14,19 @@ starts.
 
 The job ends when the chief ends (parameter servers) or when every worker has
 ended (synchronous). Then, or when a task fails, or on Ctrl-C / SIGTERM /
-SIGHUP / --timeout_seconds, the launcher stops every process it started
+SIGHUP / --job_timeout_seconds, the launcher stops every process it started
 (SIGTERM to each task's process group, SIGKILL after --grace_seconds) and
 waits for them. Every task also gets the parent-death signal (Linux
 PR_SET_PDEATHSIG = SIGKILL), so even a launcher killed with SIGKILL leaves no
 task behind.
+
+Network. TensorFlow's gRPC servers listen on every interface
+(`grpc_server_lib.cc` binds 0.0.0.0:port whatever address TF_CONFIG gives)
+and run whatever a client sends them. With --isolate_network (the default)
+the launcher first re-executes itself in a new user and network namespace
+(`unshare --user --map-root-user --net`) whose only interface is the
+loopback, so the job is reachable from nowhere else; where that is not
+permitted it says so and runs on the host's network.
 
 Failures. Parameter servers: a worker that dies is started again (same
 TF_CONFIG and port, at most --max_worker_restarts times per worker); the
@@ -33,6 +41,7 @@ prepare the same cache entry at once).
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -47,17 +56,27 @@ from absl import flags
 from experiments import common_flags  # noqa: F401  (--data, --model_dir, --params_override)
 from experiments import configs
 from experiments import paths
+# The task program: its flags --experiment, --overwrite and --export are the launcher's too,
+# given to every task (one definition of each flag in a process).
+from experiments import train  # noqa: F401
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("experiment", configs.DEFAULT_EXPERIMENT, "Named experiment.")
 flags.DEFINE_integer("workers", 2, "Worker tasks.")
 flags.DEFINE_integer("ps", 0, "Parameter-server tasks (0: synchronous multi-worker training).")
-flags.DEFINE_bool("overwrite", False, "Delete a different experiment's run in --model_dir.")
-flags.DEFINE_bool("export", True, "Write the raw-feature SavedModel to model_dir/export.")
 flags.DEFINE_integer("max_worker_restarts", 3,
                      "Parameter servers: times a dead worker is started again.")
 flags.DEFINE_float("grace_seconds", 5.0, "Seconds between SIGTERM and SIGKILL when stopping.")
-flags.DEFINE_float("timeout_seconds", 0.0, "Stop the job after this many seconds (0: never).")
+flags.DEFINE_float("job_timeout_seconds", 0.0, "Stop the job after this many seconds (0: never).")
+flags.DEFINE_bool(
+    "isolate_network", True,
+    "Linux: run the job in a private network namespace (unshare -rn) whose only interface is "
+    "the loopback. TensorFlow's servers listen on every interface (0.0.0.0:port, whatever "
+    "TF_CONFIG says) and serve anyone who connects; isolated, nothing off this loopback "
+    "reaches them. Where user namespaces are not permitted the job runs without it (with a "
+    "warning).")
+
+# Set in the environment of a launcher that already runs in its own network namespace.
+NETNS_ENV = "CTR_ZOO_LOCAL_CLUSTER_NETNS"
 
 # Exec'd by each task's process first: the kernel sends SIGKILL to the task when
 # the launcher dies (PR_SET_PDEATHSIG = 1 survives execve), then the real program.
@@ -101,6 +120,23 @@ def cluster_spec(workers: int, ps: int) -> Dict[str, List[str]]:
   return {"worker": [f"127.0.0.1:{p}" for p in free_ports(workers)]}
 
 
+def split_output(pending: bytes, chunk: bytes):
+  """(complete lines, new pending bytes) of a task's output after reading `chunk`.
+
+  Lines end with "\n" or "\r". A progress bar redraws its line as "\r" + text
+  in one flushed write, with nothing after it until the next redraw: text
+  after the chunk's last "\r" is such a redraw, complete, and is a line now
+  (not when the next redraw arrives). Other unterminated text waits.
+  """
+  data = pending + chunk
+  head, newline, tail = data.rpartition(b"\n")
+  lines = head.replace(b"\r", b"\n").split(b"\n") if newline else []
+  if b"\r" in tail:
+    lines += tail.replace(b"\r", b"\n").split(b"\n")
+    tail = b""
+  return [line for line in lines if line], tail
+
+
 class Task:
   """One process of the job, its output streamed with a role prefix."""
 
@@ -130,15 +166,14 @@ class Task:
     self._reader.start()
 
   def _stream(self, pipe) -> None:
-    buffer = b""
+    pending = b""
     while True:
       chunk = pipe.read1(65536) if hasattr(pipe, "read1") else pipe.read(65536)
       if not chunk:
         break
-      buffer += chunk
-      *lines, buffer = buffer.replace(b"\r", b"\n").split(b"\n")
+      lines, pending = split_output(pending, chunk)
       self._write(lines)
-    self._write([buffer] if buffer else [])
+    self._write([pending] if pending else [])
 
   def _write(self, lines) -> None:
     if not lines:
@@ -322,6 +357,39 @@ def _prepare_data(mode: str) -> str:
   return cfg.name
 
 
+def isolated_command(command: List[str]) -> Optional[List[str]]:
+  """`command` run in a new user + network namespace with the loopback up, or None.
+
+  None where that is not possible here (not Linux, no `unshare` / `ip`, or user
+  namespaces refused): checked by running the prefix once.
+  """
+  unshare, ip = shutil.which("unshare"), shutil.which("ip") or next(
+      (p for p in ("/usr/sbin/ip", "/sbin/ip") if os.path.exists(p)), None)
+  if not sys.platform.startswith("linux") or not unshare or not ip:
+    return None
+  prefix = [unshare, "--user", "--map-root-user", "--net", "sh", "-c",
+            f'{ip} link set lo up && exec "$0" "$@"']
+  try:
+    probe = subprocess.run(prefix + ["true"], capture_output=True, timeout=30, check=False)
+  except (OSError, subprocess.SubprocessError):
+    return None
+  return prefix + list(command) if probe.returncode == 0 else None
+
+
+def _reexec_isolated() -> None:
+  """Replaces this launcher by itself in a private network namespace (when possible)."""
+  if os.environ.get(NETNS_ENV):
+    return
+  command = isolated_command([sys.executable, "-m", "experiments.local_cluster"] + sys.argv[1:])
+  if command is None:
+    print("[launcher] warning: no private network namespace here (unshare -rn): the tasks "
+          "listen on every interface of this machine while the job runs", flush=True)
+    return
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+  env[NETNS_ENV] = "1"
+  os.execvpe(command[0], command, env)
+
+
 def stop_on_signals(get_launcher) -> None:
   """Ctrl-C, SIGTERM and SIGHUP stop the job (`get_launcher()`: the launcher, or None yet)."""
   def on_signal(signum, frame):
@@ -337,6 +405,8 @@ def stop_on_signals(get_launcher) -> None:
 
 def main(argv):
   del argv
+  if FLAGS.isolate_network:
+    _reexec_isolated()
   mode = "parameter_server" if FLAGS.ps > 0 else "multi_worker"
   launcher = None
   stop_on_signals(lambda: launcher)
@@ -345,7 +415,7 @@ def main(argv):
     model_dir = os.path.abspath(FLAGS.model_dir or os.path.join(paths.runs_root(), name))
     launcher = Launcher(FLAGS.workers, FLAGS.ps, train_argv(model_dir, mode),
                         max_worker_restarts=FLAGS.max_worker_restarts,
-                        grace_seconds=FLAGS.grace_seconds, timeout_seconds=FLAGS.timeout_seconds)
+                        grace_seconds=FLAGS.grace_seconds, timeout_seconds=FLAGS.job_timeout_seconds)
   except (LaunchError, configs.ConfigError, FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

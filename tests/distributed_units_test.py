@@ -5,8 +5,8 @@ local launcher with stand-in tasks (no TensorFlow in them)."""
 import json
 import os
 import signal
-import threading
-import time
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -406,6 +406,24 @@ class LauncherTest(testing.TestCase):
     job.signal(signal.SIGKILL)
     job.wait(30)
     cluster_testing.assert_ended(self, pids)  # the parent-death signal
+
+  def test_an_isolated_job_sees_only_the_loopback(self):
+    command = local_cluster.isolated_command(
+        [sys.executable, "-c", "print(sorted(line.split(':')[0].strip() "
+                               "for line in open('/proc/net/dev').readlines()[2:]))"])
+    if command is None:
+      self.skipTest("no user + network namespaces here (unshare -rn): jobs run on the host network")
+    out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
+    self.assertEqual(out.strip(), "['lo']")
+
+  def test_output_lines_include_progress_redraws_at_once(self):
+    split = local_cluster.split_output
+    self.assertEqual(split(b"", b"one\ntw"), ([b"one"], b"tw"))
+    self.assertEqual(split(b"tw", b"o\n"), ([b"two"], b""))
+    # A progress bar's redraws: each complete as soon as it is read.
+    self.assertEqual(split(b"", b"\repoch 1 [#.] 1/2"), ([b"epoch 1 [#.] 1/2"], b""))
+    self.assertEqual(split(b"", b"\rA\rB"), ([b"A", b"B"], b""))
+    self.assertEqual(split(b"", b"x\n\rA\nhalf"), ([b"x", b"A"], b"half"))
 
   def test_free_ports_and_cluster_spec(self):
     ports = local_cluster.free_ports(5)
