@@ -12,6 +12,8 @@ and the README's marked blocks.
   `throughput-table` block (with the run's machine, date and revision).
 - Precision: auc_records.jsonl against auc_records_bf16.jsonl (the same
   experiments with model.precision=mixed_bfloat16) -> `precision-table`.
+- Distributed training: the last record of benchmarks/results/distributed.jsonl
+  -> the `distributed-table` block (when the README has one).
 
 Nothing in those README blocks is typed by hand.
 """
@@ -86,6 +88,11 @@ def main(argv):
   text = replace_block(text, "throughput-table", throughput_markdown(record))
   text = replace_block(text, "precision-table", precision_markdown(
       os.path.join(RESULTS, "auc_records.jsonl"), os.path.join(RESULTS, "auc_records_bf16.jsonl")))
+  distributed_records = os.path.join(RESULTS, "distributed.jsonl")
+  if os.path.exists(distributed_records) and "<!-- distributed-table:begin -->" in text:
+    from benchmarks import distributed  # pylint: disable=g-import-not-at-top
+    text = replace_block(text, "distributed-table",
+                         distributed.render(records.load_jsonl(distributed_records)[-1]))
   with open(readme, "w") as fh:
     fh.write(text)
   print(f"regenerated the results sections of {readme}")

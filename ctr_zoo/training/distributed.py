@@ -16,9 +16,15 @@ parameter_server (`tf.distribute.ParameterServerStrategy`)
   the shards that hold them (`FeatureEmbedding` / `gather_rows`), compute the
   gradient, and send U rows of gradient back; the optimizer's update runs on
   the ps that holds the shard (legacy Keras optimizers colocate it with the
-  variable) and reads and writes only those rows and their slots
-  (`ctr_zoo.optimizers.sparse_rows`). A table is never concatenated or
-  densified by a step; every optimizer slot is created beside its shard.
+  variable) and reads and writes only those rows and their slots. A table
+  is never concatenated or densified by a step (AdaGrad's dense path for
+  small tables is turned off); every optimizer slot is created beside its
+  shard. AdaGrad and FTRL update a table on a ps with TF's fused sparse
+  kernels, which hold the variable's lock, so concurrent workers never lose
+  an update; GroupLassoFtrl has no such kernel and gathers, computes and
+  scatters the rows (`ctr_zoo.optimizers.sparse_rows`), so two workers
+  updating the same row at the same moment can lose one of the two updates
+  (lock-free, "Hogwild!"-style asynchronous SGD).
   Steps are asynchronous: each applies its own batch's gradient (no learning
   rate scaling). Each worker reads its own part of the training split
   (`worker_input`).
