@@ -109,6 +109,14 @@ class ConfigFieldsTest(testing.TestCase):
     fields.recording = False
     self.assertEqual(sum(prepared.rows.values()), 600)
 
+    # 3. The distributed settings: a synchronous run over this machine's devices.
+    cfg = runner.resolve_config("dnn_synthetic", "data.synthetic_rows=2000,input.batch_size=256,"
+                                "input.eval_batch_size=512,trainer.max_steps=2,"
+                                "trainer.distribute=mirrored,data.hash_buckets=50")
+    fields.recording = True
+    runner.run(cfg, os.path.join(self.make_temp_dir(), "mirrored"), export=False)
+    fields.recording = False
+
     unread = [f"{section}.{f.name}" for section, cls in SECTIONS.items()
               for f in dataclasses.fields(cls) if f.name not in fields.reads[section]]
     self.assertEqual(unread, [], "config fields declared but never read below the config layer")
