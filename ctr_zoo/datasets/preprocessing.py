@@ -14,7 +14,14 @@ Fitting rules (the rows of `fit_split` only, when a split is given):
   feature's vocabulary adds its tokens to that feature's counts and keeps no
   vocabulary of its own. Hashed features need no fitting.
 - "standardize": mean and population std of the non-missing float64 values
-  (std 1.0 if the values are constant or absent).
+  (std 1.0 if the values are constant or absent); "log1p_standardize": the
+  same of log(1 + max(x, 0)).
+- "quantile": boundaries from the exact histogram of the non-missing values
+  (`encoding.quantile_boundaries`; memory grows with the distinct values).
+- An id feature whose vocabulary comes out empty (min_count above every
+  count, or a column that is always empty) is valid: every value maps to
+  OOV_ID. `fit` logs a warning naming the field and lists it in
+  `FitSummary.empty_vocabularies`.
 
 Output of `transform`: `output_dir/<split>/part-NNNNN.parquet` with one column
 per feature (int64 ids, float32 values, fixed_size_list<int64>[max_len] for
@@ -31,6 +38,7 @@ import shutil
 import time
 from typing import Any, Dict, Optional
 
+from absl import logging
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -89,6 +97,13 @@ class _ValueCounter:
     agg = t.group_by("value").aggregate([("count", "sum")])
     self.merged = agg.select(["value", "count_sum"]).rename_columns(["value", "count"])
 
+  def histogram(self) -> tuple:
+    """(distinct values, their counts) as NumPy arrays."""
+    self._merge()
+    if self.merged is None:
+      return np.zeros(0, np.float64), np.zeros(0, np.int64)
+    return (self.merged.column("value").to_numpy(), self.merged.column("count").to_numpy())
+
   def vocabulary(self, min_count: int, max_vocab_size: Optional[int]) -> tuple:
     self._merge()
     if self.merged is None:
@@ -118,6 +133,7 @@ class FitSummary:
     ctr: float. positives / rows.
     distinct_values: dict. Distinct non-missing values per counted field.
     vocabulary_sizes: dict. Kept vocabulary size per fitted field.
+    empty_vocabularies: list. Fields whose vocabulary is empty (all values OOV).
     read: dict. The `ReadSummary` of the pass (skipped rows, files).
     seconds: float. Wall time.
   """
@@ -126,6 +142,7 @@ class FitSummary:
   ctr: float = 0.0
   distinct_values: dict = dataclasses.field(default_factory=dict)
   vocabulary_sizes: dict = dataclasses.field(default_factory=dict)
+  empty_vocabularies: list = dataclasses.field(default_factory=list)
   read: dict = dataclasses.field(default_factory=dict)
   seconds: float = 0.0
 
@@ -137,11 +154,14 @@ class _Fitter:
     self.spec = spec
     self.counters: Dict[str, _ValueCounter] = {}
     self.moments: Dict[str, list] = {}
+    self.histograms: Dict[str, _ValueCounter] = {}
     for f in spec.features:
       if isinstance(f, spec_lib.DenseFeature):
-        if f.is_categorical:
+        if f.transform == "quantile":
+          self.histograms[f.name] = _ValueCounter(pa.float64())
+        elif f.is_categorical:
           self.counters[f.name] = _ValueCounter(pa.int64())
-        elif f.transform == "standardize":
+        elif f.transform in ("standardize", "log1p_standardize"):
           self.moments[f.name] = [0, 0.0, 0.0]  # n, sum, sum of squares
       elif isinstance(f, spec_lib.SequenceFeature) and f.shares_vocabulary_with:
         continue
@@ -169,11 +189,15 @@ class _Fitter:
     for f in spec.features:
       col = rows.column(f.name) if f.name in rows.column_names else None
       if isinstance(f, spec_lib.DenseFeature):
-        if f.is_categorical:
+        if f.name in self.histograms:
+          self.histograms[f.name].add(pc.cast(col.combine_chunks(), pa.float64()))
+        elif f.is_categorical:
           self.counters[f.name].add(encoding.bucketize(col.combine_chunks()))
         elif f.name in self.moments:
           x = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False) if col.null_count == 0 else \
               pc.cast(col.drop_null(), pa.float64()).to_numpy(zero_copy_only=False)
+          if f.transform == "log1p_standardize":
+            x = np.log1p(np.maximum(x, 0.0))
           m = self.moments[f.name]
           m[0] += len(x)
           m[1] += float(np.sum(x))
@@ -204,7 +228,20 @@ class _Fitter:
         vocab = counter.vocabulary(f.min_count, getattr(f, "max_vocab_size", None))
         summary.distinct_values[f.name] = counter.distinct
         summary.vocabulary_sizes[f.name] = len(vocab)
+        if not vocab:
+          why = (f"the column is always empty in the {summary.rows} fitted rows"
+                 if counter.distinct == 0 else
+                 f"none of its {counter.distinct} distinct values is seen min_count="
+                 f"{f.min_count} times")
+          logging.warning("fit: feature %r has an empty vocabulary (%s): every value maps to "
+                          "the OOV id", f.name, why)
+          summary.empty_vocabularies.append(f.name)
         f = dataclasses.replace(f, vocabulary=vocab)
+      elif f.name in self.histograms:
+        values, counts = self.histograms[f.name].histogram()
+        summary.distinct_values[f.name] = len(values)
+        f = dataclasses.replace(f, boundaries=encoding.quantile_boundaries(values, counts,
+                                                                             f.num_buckets))
       elif f.name in self.moments:
         n, s, ss = self.moments[f.name]
         mean = s / n if n else 0.0
