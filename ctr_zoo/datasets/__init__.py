@@ -1,6 +1,6 @@
 """ctr_zoo.datasets: readers, fit/transform, splits, tf.data input, synthetic data.
 
-The path of the data: raw rows (Criteo TSV, CSV, Parquet, DataFrame) ->
+The path of the data: raw rows (TSV, CSV, Parquet, libFM/libFFM, DataFrame) ->
 `fit` -> fitted FeatureSpec -> `transform` -> Parquet shards per split ->
 `make_dataset` -> tf.data of (features, label). `encoding` documents exactly
 how a raw value becomes an id or a float.
@@ -15,13 +15,14 @@ from ctr_zoo.datasets.readers import DataError, ReadSummary, detect_format, read
 from ctr_zoo.datasets.sequences import (SyntheticSequenceConfig, generate_sequence_data,
                                         movielens_spec, read_movielens_100k, sequence_spec,
                                         split_by_time)
-from ctr_zoo.datasets.splits import FileSplit, RandomSplit, parse_split
+from ctr_zoo.datasets.splits import (ConstantSplit, FileSplit, KFoldSplit, RandomSplit,
+                                     parse_split)
 from ctr_zoo.datasets.synthetic import (SyntheticCriteoConfig, generate_criteo_tsv,
                                         load_oracle, oracle_metrics, split_oracle_metrics)
 from ctr_zoo.metrics import auc, logloss
 
 __all__ = [
-    "DataError", "FileSplit", "FitSummary", "RandomSplit", "ReadSummary",
+    "ConstantSplit", "DataError", "FileSplit", "KFoldSplit", "FitSummary", "RandomSplit", "ReadSummary",
     "SyntheticCriteoConfig", "SyntheticSequenceConfig", "TransformSummary", "auc",
     "detect_format", "encode_frame", "encode_table", "fit", "fit_transform",
     "generate_criteo_tsv",

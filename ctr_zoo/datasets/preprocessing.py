@@ -256,14 +256,14 @@ class _Fitter:
 
 
 def _check_split(split, fit_split: str):
-  if split is not None and fit_split not in split.names:
-    raise ValueError(f"fit_split {fit_split!r} is not one of the split names {split.names}")
+  if split is not None:
+    splits_lib.check_fit_split(split, fit_split)
 
 
 def fit(source: Any, spec: spec_lib.FeatureSpec, *, split=None, fit_split: str = "train",
         on_bad_rows: str = "error", file_format: str = "auto",
         block_size: int = readers.DEFAULT_BLOCK_SIZE, batch_rows: int = readers.DEFAULT_BATCH_ROWS,
-        progress=None, return_summary: bool = False):
+        progress=None, return_summary: bool = False, field_map=None):
   """Fits vocabularies and statistics in one streaming pass.
 
   Args:
@@ -280,6 +280,8 @@ def fit(source: Any, spec: spec_lib.FeatureSpec, *, split=None, fit_split: str =
     batch_rows: int. Rows per Parquet / in-memory batch. Defaults to 65536.
     progress: callable(path, done, total) or None.
     return_summary: bool. Also return a `FitSummary`. Defaults to False.
+    field_map: libFM feature-id -> field map (path or dict), or None (fields
+      by position); see `readers.read_batches`. Defaults to None.
 
   Returns:
     The fitted FeatureSpec (and the FitSummary if `return_summary`).
@@ -290,7 +292,7 @@ def fit(source: Any, spec: spec_lib.FeatureSpec, *, split=None, fit_split: str =
   read_summary = readers.ReadSummary()
   for batch in readers.read_batches(source, spec, on_bad_rows=on_bad_rows, file_format=file_format,
                                     block_size=block_size, batch_rows=batch_rows,
-                                    summary=read_summary, progress=progress):
+                                    summary=read_summary, progress=progress, field_map=field_map):
     mask = None
     if split is not None:
       mask = split.assign(batch.file_index, batch.row_keys) == split.names.index(fit_split)
@@ -393,7 +395,7 @@ def transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, split
               on_bad_rows: str = "error", file_format: str = "auto",
               block_size: int = readers.DEFAULT_BLOCK_SIZE,
               batch_rows: int = readers.DEFAULT_BATCH_ROWS, rows_per_shard: int = 1 << 20,
-              compression: str = "snappy", progress=None) -> TransformSummary:
+              compression: str = "snappy", progress=None, field_map=None) -> TransformSummary:
   """Maps raw rows to ids / floats and writes Parquet shards per split.
 
   Args:
@@ -409,6 +411,7 @@ def transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, split
     rows_per_shard: int. Rows per output file. Defaults to 2**20.
     compression: str. Parquet codec. Defaults to "snappy".
     progress: callable(path, done, total) or None.
+    field_map: libFM field map, as for `fit`. Defaults to None.
 
   Returns:
     TransformSummary (also written to output_dir/summary.json).
@@ -420,7 +423,7 @@ def transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, split
     for batch in readers.read_batches(source, spec, on_bad_rows=on_bad_rows,
                                       file_format=file_format, block_size=block_size,
                                       batch_rows=batch_rows, summary=read_summary,
-                                      progress=progress):
+                                      progress=progress, field_map=field_map):
       which = None if split is None else split.assign(batch.file_index, batch.row_keys)
       transformer.add(batch.table, which)
   finally:
@@ -528,7 +531,7 @@ def fit_transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, s
                   block_size: int = readers.DEFAULT_BLOCK_SIZE,
                   batch_rows: int = readers.DEFAULT_BATCH_ROWS, rows_per_shard: int = 1 << 20,
                   compression: str = "snappy", progress=None,
-                  max_stage_bytes: int = DEFAULT_MAX_STAGE_BYTES) -> tuple:
+                  max_stage_bytes: int = DEFAULT_MAX_STAGE_BYTES, field_map=None) -> tuple:
   """`fit` then `transform` of the same source, parsing the raw text once.
 
   The result is identical to `transform(source, fit(source, spec, ...), ...)`.
@@ -544,8 +547,8 @@ def fit_transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, s
 
   Args:
     source, spec, split, fit_split, on_bad_rows, file_format, block_size,
-    batch_rows, progress: as for `fit` (progress is called in the first pass
-      only when staging).
+    batch_rows, field_map, progress: as for `fit` (progress is called in the
+      first pass only when staging).
     output_dir, rows_per_shard, compression: as for `transform`.
     max_stage_bytes: int. Largest estimated staging size. Defaults to 16 GiB.
 
@@ -554,7 +557,7 @@ def fit_transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, s
   """
   _check_split(split, fit_split)
   read_args = dict(on_bad_rows=on_bad_rows, file_format=file_format, block_size=block_size,
-                   batch_rows=batch_rows)
+                   batch_rows=batch_rows, field_map=field_map)
   os.makedirs(output_dir, exist_ok=True)
   estimate = _estimated_stage_bytes(source)
   free = shutil.disk_usage(output_dir).free
