@@ -169,9 +169,6 @@ def check_config(cfg: base.DataConfig, error=base.ConfigError) -> None:
   checks.choice(cfg.integer_encoding, "data.integer_encoding", integers.INTEGER_ENCODINGS,
                 error=error)
   checks.positive_int(cfg.num_buckets, "data.num_buckets", error=error)
-  if cfg.path and cfg.train_path and data_path(cfg.path) != data_path(cfg.train_path):
-    raise error(f"data.path ({cfg.path!r}) and data.train_path ({cfg.train_path!r}) name "
-                "different training files; give one of them")
   for name, has_file in (("valid_fraction", bool(cfg.valid_path)),
                          ("test_fraction", bool(cfg.test_path))):
     value = checks.fraction(getattr(cfg, name), f"data.{name}", error=error)
@@ -248,16 +245,18 @@ def apply_data_flags(cfg: base.ExperimentConfig, data: str = "",
                      spec: str = "") -> base.ExperimentConfig:
   """The experiment `cfg` with --data and --spec applied (a copy).
 
-  --spec sets `data.spec`. --data sets the training file (`with_data_flag`);
-  when it names another data set than the setup's own, the data set's name
-  replaces the setup's in `data.name` and in the experiment name
-  (`<model>_<data set>`), which names the default run directory.
+  --spec sets `data.spec`. --data (else a `data.train_path` override) sets
+  the training file (`with_data_flag`); when it names another data set than
+  the setup's own, the data set's name replaces the setup's in `data.name`
+  and in the experiment name (`<model>_<data set>`), which names the default
+  run directory.
   """
   cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data))
   if spec:
     cfg.data.spec = os.path.abspath(spec) if os.path.exists(spec) else spec
   old_name = cfg.data.name
-  cfg.data = with_data_flag(cfg.data, data)
+  # --data wins; else a data.train_path override names the training file the same way.
+  cfg.data = with_data_flag(cfg.data, data or cfg.data.train_path)
   if cfg.data.name != old_name:
     cfg.name = f"{cfg.model.name}_{cfg.data.name}"
   return cfg
@@ -342,7 +341,8 @@ def with_fingerprint(cfg):
 # --- sources, splits and the cache --------------------------------------------------
 
 def _train_path(cfg: base.DataConfig) -> str:
-  return cfg.path or cfg.train_path
+  """The training file(s): `train_path` when set, else `path`."""
+  return cfg.train_path or cfg.path
 
 
 def _is_prepared_dir(cfg: base.DataConfig) -> bool:

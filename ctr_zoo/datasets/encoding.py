@@ -145,12 +145,13 @@ def quantile_ids(values: pa.Array, boundaries: tuple) -> np.ndarray:
 
 
 def quantile_boundaries(values: np.ndarray, counts: np.ndarray, num_buckets: int) -> tuple:
-  """Boundaries of `num_buckets` equal-count buckets of a value histogram.
+  """Boundaries of `num_buckets` about equal-count buckets of a value histogram.
 
-  `values` (distinct, any order) and their `counts`. Boundary q (q = 1 ..
-  num_buckets - 1) is the smallest value v with at least q / num_buckets of
-  the rows below it; repeated boundaries (ties) are merged, so heavy ties give
-  fewer buckets. No values -> () (one bucket).
+  `values` (distinct, any order) and their `counts`. For q = 1 .. num_buckets
+  - 1 the boundary is the value v whose share of rows strictly below it is
+  nearest to q / num_buckets (ties: the larger v); repeated boundaries (heavy
+  ties) are merged and one at the minimum value dropped, so there may be fewer
+  buckets. No values -> () (one bucket).
   """
   if len(values) == 0:
     return ()
@@ -158,11 +159,11 @@ def quantile_boundaries(values: np.ndarray, counts: np.ndarray, num_buckets: int
   v = np.asarray(values, np.float64)[order]
   c = np.asarray(counts, np.float64)[order]
   below = np.cumsum(c) - c  # rows strictly below each value
-  total = float(np.sum(c))
-  targets = total * np.arange(1, num_buckets) / num_buckets
-  idx = np.searchsorted(below, targets, side="left")
-  idx = idx[idx < len(v)]
-  out = np.unique(v[idx])
+  targets = float(np.sum(c)) * np.arange(1, num_buckets) / num_buckets
+  upper = np.minimum(np.searchsorted(below, targets, side="left"), len(v) - 1)
+  lower = np.maximum(upper - 1, 0)
+  pick = np.where(np.abs(below[lower] - targets) < np.abs(below[upper] - targets), lower, upper)
+  out = np.unique(v[pick])
   out = out[out > v[0]]  # a boundary at the minimum would leave bucket 0 empty
   return tuple(float(b) for b in out)
 

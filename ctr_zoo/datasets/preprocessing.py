@@ -17,7 +17,8 @@ Fitting rules (the rows of `fit_split` only, when a split is given):
   (std 1.0 if the values are constant or absent); "log1p_standardize": the
   same of log(1 + max(x, 0)).
 - "quantile": boundaries from the exact histogram of the non-missing values
-  (`encoding.quantile_boundaries`; memory grows with the distinct values).
+  of the fitted split (`encoding.quantile_boundaries`; memory grows with the
+  number of distinct values).
 - An id feature whose vocabulary comes out empty (min_count above every
   count, or a column that is always empty) is valid: every value maps to
   OOV_ID. `fit` logs a warning naming the field and lists it in

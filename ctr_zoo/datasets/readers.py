@@ -1,19 +1,36 @@
-"""Streaming readers for raw CTR data: Criteo TSV, CSV with a header, Parquet.
+"""Streaming readers for raw CTR data: TSV, CSV with a header, Parquet, libFM / libFFM.
 
-Everything is read with pyarrow in record batches, so memory is bounded by the
-batch size (``block_size`` bytes of text, or ``batch_rows`` Parquet rows), not
-by the file size. No hand-written parser.
+Everything is read in record batches, so memory is bounded by the batch size
+(``block_size`` bytes of text, or ``batch_rows`` Parquet rows), not by the
+file size. Text is parsed with pyarrow (libFM lines are split and typed with
+pyarrow compute, a block at a time).
 
 Formats (``file_format="auto"`` picks one from the file name):
 
-- ``"tsv"``: the Criteo layout, no header, tab separated, the spec's
-  ``raw_columns`` in order (label, I1..I13, C1..C26 for ``criteo_spec()``):
-  Kaggle ``train.txt``, ``dac_sample.txt``, Criteo 1TB ``day_N``. Any name that
-  is not ``*.csv*`` or ``*.parquet``/``*.pq`` is read as this.
-- ``"csv"``: comma separated with a header line (e.g. ``Id,Label,I1..C26``).
-  Spec columns are matched to header names exactly, else case-insensitively;
-  extra columns (``Id``) are ignored.
-- ``"parquet"``: columns matched by name like ``"csv"``.
+- ``"tsv"``: no header, tab separated, the spec's ``raw_columns`` in order
+  (label, I1..I13, C1..C26 for ``criteo_spec()``): Kaggle ``train.txt``,
+  ``dac_sample.txt``, Criteo 1TB ``day_N``. Any name that matches nothing
+  below is read as this.
+- ``"csv"`` (``*.csv``): comma separated with a header line (e.g.
+  ``Id,Label,I1..C26``, or Avazu's ``id,click,hour,...``). The columns the
+  spec reads are matched to header names exactly, else case-insensitively;
+  other columns are ignored.
+- ``"parquet"`` (``*.parquet``, ``*.pq``): columns matched by name like ``"csv"``.
+- ``"libfm"`` (``*.libfm``, ``*.libsvm``, ``*.svm``): ``label feat:val
+  feat:val ...`` separated by whitespace; label 1 / -1 (or +1, or 0 / 1).
+  The fields are the spec's raw columns other than the label, in order. An
+  item's field is given by a feature-id -> field map (``field_map``: a file
+  of ``<feature id> <field name>`` lines, or a dict), or, without a map, by
+  its position in the line: item i belongs to field i, and every line must
+  then have exactly one item per field (one-hot data with a fixed field
+  order, such as Frappe's 10 fields; a line with another number of items is
+  a "field count" bad row). A categorical field's value is the feature id
+  (its value must be 1: one-hot); a dense field's value is ``val``; a
+  sequence field's value is its items' feature ids in line order. A field
+  without an item is missing; two items for a non-sequence field make a bad
+  row. Blank lines are skipped.
+- ``"libffm"`` (``*.libffm``, ``*.ffm``): ``label field:feat:val ...``, the
+  field given by its 0-based index into those fields.
 - A ``pandas.DataFrame`` or ``pyarrow.Table`` in memory (columns by name).
 
 ``.gz`` / ``.bz2`` / ``.zst`` text files are decompressed on the fly.
@@ -22,24 +39,43 @@ Raw values and validation (done vectorised per batch):
 
 - label: the string ``"0"`` or ``"1"`` (or an integer / bool / float column
   holding 0 and 1). Anything else, including missing, is a bad row.
-- DenseFeature: a base-10 integer ``-?[0-9]{1,18}``, parsed as int64; empty is
-  missing. Integer Parquet/DataFrame columns are cast to int64, float columns
-  are kept as float64 (NaN is missing). Anything else is a bad row.
+- DenseFeature, ``value_type="int"``: one grammar everywhere, base-10
+  ``-?[0-9]+`` within int64 (no ``+``, no spaces, no ``0x``; the serving
+  export's in-graph parse accepts exactly the same); empty is missing.
+  ``value_type="float"``: a decimal number ``-?(digits[.digits]|.digits)
+  [e[+-]digits]``, finite. Integer Parquet/DataFrame columns are cast to
+  int64, float columns are kept as float64 (NaN is missing, +-inf is a bad
+  row). Anything else is a bad row.
 - CategoricalFeature / SequenceFeature: the exact string (no trimming, case
   sensitive); empty is missing. Integer columns become their decimal string.
+  A feature with ``derive`` reads its source through `derive_tokens` (a
+  value that is not a valid YYMMDDHH time is a bad row).
 
-A wrong number of fields, a non-numeric integer field, a label that is not 0/1,
-an empty file, a truncated or corrupt compressed stream and an unreadable path
-raise `DataError`, whose message names the file, the line (1-based, counting a
-header line; "record batch k, row r" for Parquet; "row r" for a DataFrame) and
-the field. With ``on_bad_rows="skip"`` bad rows are dropped and counted in the
-`ReadSummary` instead (never silently). Empty files and unreadable or truncated
-files always raise.
+Each feature reads its ``raw_column`` (its ``source``, else its name); a
+yielded batch has one column per feature (named like the feature) plus the
+label, so one raw column can feed several features. Bad values are reported
+under the raw column's name.
+
+A wrong number of fields, a non-numeric value, a label that is not 0/1, a
+malformed libFM item, an empty file, a truncated or corrupt compressed
+stream and an unreadable path raise `DataError`, whose message names the
+file, the line (1-based, counting a header line; "record batch k, row r"
+for Parquet; "row r" for a DataFrame) and the field. With
+``on_bad_rows="skip"`` bad rows are dropped and counted in the `ReadSummary`
+instead (never silently). Empty files and unreadable or truncated files
+always raise. The last line of a file, with or without a final newline, is
+checked like every other line.
+
+A file must not change while it is read: its size and modification time are
+compared with those at the start after every batch and at the end, and a
+change (e.g. rows appended by a writer that is still running) raises
+`DataError`.
 
 Each row carries a ``row_key``: its 0-based ordinal among the rows of its file
 that have the right number of fields (for a clean file: line number - 1 -
-header). Splits are a function of (file index, row key), so fit and transform
-agree on them whatever the policy or batch size.
+header; libFM: among the non-blank lines). Splits are a function of (file
+index, row key), so fit and transform agree on them whatever the policy or
+batch size.
 """
 
 from __future__ import annotations
@@ -642,6 +678,24 @@ def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, pr
       raise DataError(f"{path}: cannot read (truncated or corrupt compressed stream?): {e}",
                       path=path) from e
     n_errors_handled = 0
+
+    def handle_row_count_errors(n_handled):
+      """Raises (error policy) or counts (skip) the rows with a wrong number of fields."""
+      if len(errors.numbers) <= n_handled:
+        return n_handled
+      if on_bad_rows == "error":
+        text = errors.texts[n_handled]
+        line = _locate_line(path, needed, colmap, delimiter, header, text, spec.raw_columns)
+        raise DataError(
+            f"{path}: line {line}, field count: expected {errors.expected} fields, got "
+            f"{errors.actual[n_handled]} (text {text[:80]!r})",
+            path=path, line=line, field="field count")
+      for i in range(n_handled, len(errors.numbers)):
+        summary.add_skip("field count",
+                         f"{path}: line {errors.numbers[i]}, field count: expected "
+                         f"{errors.expected} fields, got {errors.actual[i]}")
+      return len(errors.numbers)
+
     while True:
       try:
         batch = reader.read_next_batch()
@@ -655,20 +709,7 @@ def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, pr
                         f"compressed stream: {e}", path=path, line=rows_seen + offset_lines + 1) from e
       watch.check()
       n = batch.num_rows
-      # Rows with a wrong number of fields (recorded by the handler).
-      if len(errors.numbers) > n_errors_handled:
-        if on_bad_rows == "error":
-          text = errors.texts[n_errors_handled]
-          line = _locate_line(path, needed, colmap, delimiter, header, text, spec.raw_columns)
-          raise DataError(
-              f"{path}: line {line}, field count: expected {errors.expected} fields, got "
-              f"{errors.actual[n_errors_handled]} (text {text[:80]!r})",
-              path=path, line=line, field="field count")
-        for i in range(n_errors_handled, len(errors.numbers)):
-          summary.add_skip("field count",
-                           f"{path}: line {errors.numbers[i]}, field count: expected "
-                           f"{errors.expected} fields, got {errors.actual[i]}")
-        n_errors_handled = len(errors.numbers)
+      n_errors_handled = handle_row_count_errors(n_errors_handled)
       keys = np.arange(rows_seen, rows_seen + n, dtype=np.int64)
       skipped_lines = np.sort(np.array([x for x in errors.numbers if x is not None], np.int64))
 
@@ -692,6 +733,7 @@ def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, pr
       if typed.num_rows:
         yield RawBatch(typed, keys, file_index, path)
     watch.check()
+    handle_row_count_errors(n_errors_handled)
   finally:
     raw.close()
   if rows_seen == 0 and not errors.numbers:
@@ -886,11 +928,10 @@ def _libfm_table(lines: List[str], spec: spec_lib.FeatureSpec, fmt: str, fields:
   non-blank lines, _LibFMRows of those rows).
   """
   arr = pa.array(lines, pa.string())
-  tokens = pc.utf8_split_whitespace(arr)
+  blank = pc.equal(pc.utf8_trim_whitespace(arr), "").to_numpy(zero_copy_only=False)
+  nonblank = np.flatnonzero(~blank)
+  tokens = pc.utf8_split_whitespace(arr.filter(pa.array(~blank)))
   counts = pc.list_value_length(tokens).to_numpy(zero_copy_only=False).astype(np.int64)
-  nonblank = np.flatnonzero(counts > 0)
-  tokens = tokens.filter(pa.array(counts > 0))
-  counts = counts[nonblank]
   n = len(nonblank)
   rows = _LibFMRows(n)
   flat = pc.list_flatten(tokens)

@@ -53,8 +53,9 @@ class DataConfig:
       "synthetic".
     path: str. Raw training data file(s) (a path, glob or comma list) or a
       prepared directory for source="file" (--data sets it). Defaults to "".
-    train_path: str. The same as `path` (the BARS x1 layout's name, beside
-      `valid_path` and `test_path`); give one of the two. Defaults to "".
+    train_path: str. The training file(s) in the BARS x1 layout's terms
+      (beside `valid_path` and `test_path`): when set it replaces `path`
+      (the named experiments turn it into `path`, as --data). Defaults to "".
     valid_path: str. A separate validation file: nothing is carved out of the
       training file for valid (valid_fraction is ignored). Defaults to "".
     test_path: str. A separate test file: nothing is carved out of the
