@@ -187,6 +187,8 @@ def check_config(cfg: base.DataConfig, error=base.ConfigError) -> None:
       raise error(f"data.fold must be in 0..{cfg.folds - 1}, got {cfg.fold!r}")
     if cfg.test_path:
       raise error("data.split='kfold' takes its test rows from the folds; drop data.test_path")
+  if cfg.fingerprint:
+    return  # a finished run's record (evaluate): its spec.json stands, its files may have moved
   if cfg.field_map and not os.path.isfile(cfg.field_map):
     raise error(f"data.field_map {cfg.field_map!r} is not a file")
   try:
@@ -638,8 +640,11 @@ def run_split(cfg: base.DataConfig, spec: spec_lib.FeatureSpec, split: str,
     return prepared.split_dir(split)
   sources = _all_sources(cfg, generate=False)
   options = reader_options(cfg)
-  if all(os.path.exists(f) for files in sources.values() for f in files):
+  try:
     unfitted = load_spec_arg(cfg.spec, cfg)
+  except spec_lib.SpecError:  # a schema file that has moved: no cache lookup
+    unfitted = None
+  if unfitted is not None and all(os.path.exists(f) for files in sources.values() for f in files):
     directory, _ = _cache_entry(cfg, unfitted)
     if _entry_problem(directory) is None:
       cached = spec_lib.FeatureSpec.load(os.path.join(directory, SPEC_FILE))
