@@ -379,6 +379,13 @@ def _cache_key(cfg: base.DataConfig, spec: spec_lib.FeatureSpec) -> str:
   return h.hexdigest()[:16]
 
 
+def _fingerprint(files: List[str], cfg: base.DataConfig) -> str:
+  """The cache key of the raw `files` prepared with `cfg`'s settings (content + settings)."""
+  as_files = dataclasses.replace(cfg, source="file", path=",".join(files), train_path="",
+                                 valid_path="", test_path="")
+  return _cache_key(as_files, load_spec_arg(cfg.spec, cfg))
+
+
 def _split_of(cfg: base.DataConfig, num_files: int):
   valid, test = effective_fractions(cfg)
   if cfg.split == "random":
