@@ -87,7 +87,7 @@ def predict_run(model_dir: str, split: str, data: str, batch_size=None):
   data_cfg = data_lib.with_data_flag(cfg.data, data)
   with tempfile.TemporaryDirectory(prefix="ctr_zoo_evaluate_") as work:
     if data and not os.path.isdir(data_cfg.path):
-      shards = data_lib.transform_files(data_cfg.path, spec, work)
+      shards = data_lib.transform_files(data_cfg.path, spec, work, data_cfg)
     else:
       shards = data_lib.run_split(data_cfg, spec, split, work)
     return trainer.predict(input_pipeline.make_dataset(shards, spec, batch_size))

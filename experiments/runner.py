@@ -22,15 +22,15 @@ from experiments import run_dir
 from experiments import zoo
 
 
-def resolve_config(experiment: str, params_override: str = "",
-                   data: str = "") -> resolve_lib.ResolvedExperiment:
-  """The named config with overrides and --data applied, resolved and checked.
+def resolve_config(experiment: str, params_override: str = "", data: str = "",
+                   spec: str = "") -> resolve_lib.ResolvedExperiment:
+  """The named config with overrides, --data and --spec applied, resolved and checked.
 
   Raises:
     ConfigError: an unknown experiment, key or value (nothing is touched yet).
   """
   cfg = configs.get(experiment, configs.parse_overrides(params_override))
-  cfg.data = data_lib.with_data_flag(cfg.data, data)
+  cfg = data_lib.apply_data_flags(cfg, data, spec)
   return resolve_lib.resolve(cfg)
 
 
@@ -46,7 +46,8 @@ def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True,
     callbacks: extra training.Callback objects. Defaults to ().
     progress: bool. Add the progress bar. Defaults to False.
   """
-  cfg = resolve_lib.resolve(cfg)
+  # data.fingerprint: the run's data is part of its identity (checked before anything is written).
+  cfg = data_lib.with_fingerprint(resolve_lib.resolve(cfg))
   run_dir.prepare(model_dir, cfg.to_dict(), overwrite=overwrite)
   prepared = data_lib.prepare(cfg.data)
   prepared.spec.save(os.path.join(model_dir, run_dir.SPEC_FILE))

@@ -22,7 +22,8 @@ import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
 
 from ctr_zoo import datasets
 from ctr_zoo import training
-from experiments import common_flags  # noqa: F401  (--data, --model_dir, --params_override)
+from ctr_zoo.feature_columns.spec import SpecError
+from experiments import common_flags  # noqa: F401  (--data, --spec, --model_dir, --params_override)
 from experiments import configs
 from experiments import paths
 from experiments import run_dir
@@ -46,12 +47,12 @@ def main(argv):
       print(name)
     return 0
   try:
-    cfg = runner.resolve_config(FLAGS.experiment, FLAGS.params_override, FLAGS.data)
+    cfg = runner.resolve_config(FLAGS.experiment, FLAGS.params_override, FLAGS.data, FLAGS.spec)
     model_dir = FLAGS.model_dir or os.path.join(paths.runs_root(), cfg.name)
     result = runner.run(cfg, model_dir, overwrite=FLAGS.overwrite, export=FLAGS.export,
                         progress=FLAGS.progress)
   except (configs.ConfigError, run_dir.ExperimentMismatchError, training.NonFiniteLossError,
-          datasets.DataError, FileNotFoundError) as e:
+          datasets.DataError, FileNotFoundError, SpecError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   print(runner.format_summary(result, model_dir))

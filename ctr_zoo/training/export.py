@@ -10,23 +10,31 @@ model inputs happens inside the graph, following the `FeatureSpec` contract
   unseen or rare values -> OOV_ID = 1, "" -> MISSING_ID = 0;
 - hashed features: id = 2 + `tf.strings.to_hash_bucket_fast(value, buckets)`,
   "" -> 0;
-- dense fields: the string is parsed as a base-10 integer (int64, then float64); "log1p" =
-  log(1 + max(x, 0)), "standardize" = (x - mean) / std, "none" = x, each with
-  missing -> 0, then cast to float32; "bucketize" = the token
-  str(floor(ln(x)^2)) if x > 2 else str(int(x)), looked up like a categorical
-  value (missing -> 0);
+- dense fields: the string is parsed with the readers' grammar (value_type
+  "int": base-10 `-?[0-9]+`, as int64 then float64; "float": a finite decimal
+  number, as float64); a string the readers would reject ("0x10", "+5", " 5",
+  "inf") fails the call with InvalidArgumentError naming the field; "log1p" =
+  log(1 + max(x, 0)), "standardize" = (x - mean) / std, "log1p_standardize" =
+  (log(1 + max(x, 0)) - mean) / std, "none" = x, each with missing -> 0, then
+  cast to float32; "bucketize" = the token str(floor(ln(x)^2)) if x > 2 else
+  str(int(x)), looked up like a categorical value (missing -> 0); "quantile" =
+  2 + the number of fitted boundaries <= x (missing -> 0);
+- derived categorical fields (`derive`): the hour of day or weekday of a
+  YYMMDDHH string, as `ctr_zoo.datasets.readers.derive_tokens`, then looked up;
 - sequences: tokens split on the feature's separator (empty tokens dropped),
   the LAST max_len kept, each looked up in the feature's (or the shared)
   vocabulary, right-padded with PAD_ID = 0.
 
 Signatures (all return {"probability": float32 (B,), "logit": float32 (B,)}):
 
-- `serving_default`: one tf.string tensor of shape (B,) per feature, keyword
-  arguments named like the features (e.g. I1..I13, C1..C26 for Criteo).
-- `serve_tsv`: `lines`, tf.string (B,): raw tab-separated lines, either with
-  the label column first (as in Kaggle train.txt) or without it (as in
-  test.txt); each line must have len(features) or len(features) + 1 fields.
-- `preprocess`: the per-feature strings of `serving_default` -> the model's
+- `serving_default`: one tf.string tensor of shape (B,) per raw column the
+  features read (`spec.input_columns`), keyword arguments named like those
+  columns (e.g. I1..I13, C1..C26 for Criteo; `hour` for Avazu's derived
+  fields).
+- `serve_tsv`: `lines`, tf.string (B,): raw tab-separated lines in the
+  spec's `raw_columns` layout, either with the label column (as in Kaggle
+  train.txt) or without it (as in test.txt).
+- `preprocess`: the per-column strings of `serving_default` -> the model's
   input dict (ids and floats), for checking the in-graph transform.
 
 The SavedModel needs only TensorFlow to run: load it with plain
@@ -62,6 +70,9 @@ from ctr_zoo.layers import embedding as embedding_lib
 from ctr_zoo.optimizers import sparsity
 
 _SIGNATURE_OUTPUTS = ("probability", "logit")
+# The raw number grammar of ctr_zoo.datasets.readers (full matches).
+_INT_GRAMMAR = "-?[0-9]+"
+_FLOAT_GRAMMAR = r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 
 
 def _lookup_table(vocabulary) -> tf.lookup.StaticHashTable:
@@ -259,22 +270,88 @@ class RawFeatureModule(tf.Module):
       ids = self.tables[owner.name].lookup(tokens)
     return tf.where(tf.equal(tokens, ""), tf.constant(spec_lib.MISSING_ID, tf.int64), ids)
 
+  def _number(self, feature, raw: tf.Tensor, missing: tf.Tensor) -> tf.Tensor:
+    """float64 value of raw number strings under the training grammar (spec module doc).
+
+    A value the pipeline's readers would reject (e.g. "0x10", "+5", " 5",
+    "inf") fails the call with InvalidArgumentError naming the field.
+    """
+    is_int = feature.value_type == "int"
+    pattern = _INT_GRAMMAR if is_int else _FLOAT_GRAMMAR
+    ok = tf.logical_or(missing, tf.strings.regex_full_match(raw, pattern))
+    what = "not an integer (base 10, optional minus)" if is_int else "not a finite number"
+    checks = [tf.debugging.Assert(
+        tf.reduce_all(ok), [f"field {feature.raw_column!r}: {what}, got",
+                            tf.boolean_mask(raw, tf.logical_not(ok))], summarize=3)]
+    with tf.control_dependencies(checks):
+      safe = tf.where(tf.logical_and(ok, tf.logical_not(missing)), raw, "0")
+      if is_int:
+        return tf.cast(tf.strings.to_number(safe, out_type=tf.int64), tf.float64)
+      x = tf.strings.to_number(safe, out_type=tf.float64)
+    finite = tf.math.is_finite(x)
+    with tf.control_dependencies([tf.debugging.Assert(
+        tf.reduce_all(finite), [f"field {feature.raw_column!r}: not a finite number, got",
+                                tf.boolean_mask(raw, tf.logical_not(finite))], summarize=3)]):
+      return tf.identity(x)
+
   def _dense_value(self, feature, raw: tf.Tensor) -> tf.Tensor:
     missing = tf.equal(raw, "")
-    # Base-10 integer strings, as in ctr_zoo.datasets.encoding; float64 math.
-    x = tf.cast(tf.strings.to_number(tf.where(missing, "0", raw), out_type=tf.int64), tf.float64)
+    # The readers' number grammar (ctr_zoo.datasets.readers); float64 math.
+    x = self._number(feature, raw, missing)
     if feature.transform == "bucketize":
       bucket = tf.where(x > 2, tf.floor(tf.square(tf.math.log(tf.maximum(x, 2.0)))), x)
       tokens = tf.strings.as_string(tf.cast(bucket, tf.int64))
       tokens = tf.where(missing, "", tokens)
       return self._token_ids(feature, tokens)
+    if feature.transform == "quantile":
+      boundaries = tf.constant(list(feature.boundaries), tf.float64)  # (k,)
+      if feature.boundaries:
+        bucket = tf.searchsorted(boundaries[tf.newaxis], x[tf.newaxis], side="right",
+                                 out_type=tf.int64)[0]
+      else:
+        bucket = tf.zeros_like(x, tf.int64)
+      return tf.where(missing, tf.constant(spec_lib.MISSING_ID, tf.int64),
+                      bucket + spec_lib.NUM_RESERVED_IDS)
     if feature.transform == "log1p":
       y = tf.math.log1p(tf.maximum(x, 0.0))
     elif feature.transform == "standardize":
       y = (x - feature.mean) / feature.std
+    elif feature.transform == "log1p_standardize":
+      y = (tf.math.log1p(tf.maximum(x, 0.0)) - feature.mean) / feature.std
     else:  # "none"
       y = x
     return tf.cast(tf.where(missing, tf.zeros_like(y), y), tf.float32)
+
+  def _derive(self, feature, raw: tf.Tensor) -> tf.Tensor:
+    """A `spec.DERIVATIONS` token of YYMMDDHH strings, as `readers.derive_tokens`; "" stays ""."""
+    missing = tf.equal(raw, "")
+    digits = tf.strings.regex_full_match(raw, "[0-9]{8}")
+    n = tf.strings.to_number(tf.where(digits, raw, "00010100"), out_type=tf.int64)
+    yy, mm, dd, hh = n // 1000000, n // 10000 % 100, n // 100 % 100, n % 100
+    year = 2000 + yy
+    leap = tf.logical_or(tf.logical_and(tf.equal(year % 4, 0), tf.not_equal(year % 100, 0)),
+                         tf.equal(year % 400, 0))
+    month_ok = tf.logical_and(mm >= 1, mm <= 12)
+    m = tf.where(month_ok, mm, 1)
+    dim = tf.gather(tf.constant([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], tf.int64), m)
+    dim += tf.cast(tf.logical_and(tf.equal(m, 2), leap), tf.int64)
+    ok = tf.reduce_all(tf.stack([digits, month_ok, dd >= 1, dd <= dim, hh <= 23]), axis=0)
+    ok = tf.logical_or(ok, missing)
+    check = tf.debugging.Assert(
+        tf.reduce_all(ok), [f"field {feature.raw_column!r}: not a YYMMDDHH time (for "
+                            f"{feature.derive}), got", tf.boolean_mask(raw, tf.logical_not(ok))],
+        summarize=3)
+    with tf.control_dependencies([check]):
+      if feature.derive == "hour_of_day":
+        value = hh
+      else:  # "weekday": days since 1970-01-01 (a Thursday), Monday = 0
+        y = year - tf.cast(m <= 2, tf.int64)
+        era = y // 400
+        yoe = y - era * 400
+        doy = (153 * (m + tf.where(m > 2, tf.constant(-3, tf.int64), 9)) + 2) // 5 + dd - 1
+        doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+        value = (era * 146097 + doe - 719468 + 3) % 7
+      return tf.where(missing, "", tf.strings.as_string(value))
 
   def _sequence_ids(self, feature, raw: tf.Tensor) -> tf.Tensor:
     tokens = tf.strings.split(raw, sep=feature.separator)  # ragged (B, None)
@@ -284,14 +361,16 @@ class RawFeatureModule(tf.Module):
     return ids.to_tensor(default_value=spec_lib.PAD_ID, shape=[None, feature.max_len])  # (B, L)
 
   def features_from_raw(self, raw: dict) -> dict:
-    """{name: tf.string (B,)} -> the model's input dict."""
+    """{raw column: tf.string (B,)} (the spec's `input_columns`) -> the model's input dict."""
     out = {}
     for f in self._spec.features:
-      value = tf.reshape(raw[f.name], [-1])  # exact strings: no trimming
+      value = tf.reshape(raw[f.raw_column], [-1])  # exact strings: no trimming
       if isinstance(f, spec_lib.SequenceFeature):
         ids = self._sequence_ids(f, value)
       elif isinstance(f, spec_lib.DenseFeature):
         ids = self._dense_value(f, value)
+      elif f.derive is not None:
+        ids = self._token_ids(f, self._derive(f, value))
       else:
         ids = self._token_ids(f, value)
       out[f.name] = ids
@@ -308,17 +387,25 @@ class RawFeatureModule(tf.Module):
     return {"probability": probability, "logit": logit}
 
   def split_tsv(self, lines: tf.Tensor) -> dict:
-    """Raw TSV lines (B,) -> {name: tf.string (B,)}; the label column is optional."""
-    n = len(self._spec.features)
+    """Raw TSV lines (B,) in the spec's `raw_columns` layout -> {input column: tf.string (B,)}.
+
+    The label column is optional (a line has len(raw_columns) or one fewer fields).
+    """
+    spec = self._spec
+    layout = spec.raw_columns
+    without_label = [c for c in layout if c != spec.label]
+    n = len(without_label)
     parts = tf.strings.split(tf.strings.regex_replace(lines, "[\r\n]+$", ""), sep="\t")  # (B, None)
     lengths = parts.row_lengths()
     tf.debugging.Assert(
         tf.reduce_all(tf.logical_or(tf.equal(lengths, n), tf.equal(lengths, n + 1))),
         ["serve_tsv: every line needs", n, "or", n + 1, "tab-separated fields; got counts", lengths],
         summarize=20)
-    offset = lengths - n  # 1 when the label column is present
-    starts = parts.row_starts() + offset
-    return {f.name: tf.gather(parts.values, starts + j) for j, f in enumerate(self._spec.features)}
+    has_label = tf.equal(lengths, n + 1)
+    starts = parts.row_starts()
+    return {c: tf.gather(parts.values, starts + tf.where(
+        has_label, tf.constant(layout.index(c), tf.int64), tf.constant(without_label.index(c), tf.int64)))
+            for c in spec.input_columns}
 
 
 def export_saved_model(model: tf.keras.Model, spec: spec_lib.FeatureSpec, path: str,
@@ -352,7 +439,7 @@ def export_saved_model(model: tf.keras.Model, spec: spec_lib.FeatureSpec, path: 
     pruned, report = _plan_pruning(model)
   module = RawFeatureModule(model, spec, pruned_tables=pruned)
 
-  names = spec.feature_names
+  names = spec.input_columns  # the raw columns the features read
   field_specs = {n: tf.TensorSpec([None], tf.string, name=n) for n in names}
 
   @tf.function(input_signature=[field_specs])
