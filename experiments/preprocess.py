@@ -23,11 +23,11 @@ import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
 from ctr_zoo import datasets
 from ctr_zoo.feature_columns import criteo_spec
 from ctr_zoo.feature_columns.spec import FeatureSpec
+from experiments import common_flags  # noqa: F401  (--output, --on_bad_rows)
 from experiments import progress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "Raw file(s): path, glob, comma list, or synthetic:<rows>.")
-flags.DEFINE_string("output", None, "Output directory.")
 flags.DEFINE_string("spec", "criteo", "'criteo' or a FeatureSpec JSON path.")
 flags.DEFINE_integer("min_count", 1, "Vocabulary min count (criteo spec).")
 flags.DEFINE_enum("dense_transform", "log1p", ["none", "log1p", "standardize", "bucketize"],
@@ -35,7 +35,6 @@ flags.DEFINE_enum("dense_transform", "log1p", ["none", "log1p", "standardize", "
 flags.DEFINE_integer("hash_buckets", None, "Hash categorical fields instead (criteo spec).")
 flags.DEFINE_string("split", "random:0.8,0.1,0.1", "'random:a,b,c', 'files:N' or 'none'.")
 flags.DEFINE_integer("seed", 0, "Split seed (and synthetic data seed).")
-flags.DEFINE_enum("on_bad_rows", "error", ["error", "skip"], "Bad-row policy.")
 flags.DEFINE_enum("format", "auto", ["auto", "tsv", "csv", "parquet"], "Input format.")
 flags.DEFINE_integer("rows_per_shard", 1 << 20, "Rows per output Parquet file.")
 

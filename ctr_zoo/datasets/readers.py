@@ -97,18 +97,26 @@ class ReadSummary:
     skipped_by_reason: dict. Skips per reason ("field count", "I3: ...", ...).
     examples: list of str. The first bad rows, with file, line and field.
     files: list of str. Files read, in order.
+    skipped_rows: list or None. When a list (``ReadSummary(skipped_rows=[])``),
+      every skipped row is appended as (file_index, row, reason), row being
+      its 0-based position among ALL the data rows of its file (header
+      excluded), so a caller can place it among the rows read.
   """
   rows_read: int = 0
   rows_skipped: int = 0
   skipped_by_reason: dict = dataclasses.field(default_factory=dict)
   examples: list = dataclasses.field(default_factory=list)
   files: list = dataclasses.field(default_factory=list)
+  skipped_rows: Optional[list] = None
 
-  def add_skip(self, reason: str, example: str, count: int = 1) -> None:
+  def add_skip(self, reason: str, example: str, count: int = 1, rows=(),
+               file_index: int = 0) -> None:
     self.rows_skipped += count
     self.skipped_by_reason[reason] = self.skipped_by_reason.get(reason, 0) + count
     if len(self.examples) < MAX_EXAMPLES:
       self.examples.append(example)
+    if self.skipped_rows is not None:
+      self.skipped_rows.extend((file_index, int(r), reason) for r in rows)
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
@@ -187,7 +195,8 @@ def detect_format(path: str) -> str:
 def read_batches(source: Any, spec: spec_lib.FeatureSpec, *, on_bad_rows: str = "error",
                  file_format: str = "auto", block_size: int = DEFAULT_BLOCK_SIZE,
                  batch_rows: int = DEFAULT_BATCH_ROWS, summary: Optional[ReadSummary] = None,
-                 progress=None) -> Iterator[RawBatch]:
+                 progress=None, with_label: bool = True,
+                 extra_columns: Sequence[str] = ()) -> Iterator[RawBatch]:
   """Streams validated raw record batches from every file of `source`.
 
   Args:
@@ -201,6 +210,13 @@ def read_batches(source: Any, spec: spec_lib.FeatureSpec, *, on_bad_rows: str = 
       per yielded text batch (small text blocks are merged). Defaults to 65536.
     summary: ReadSummary or None. Filled in with counts while reading.
     progress: callable(path, bytes_done, bytes_total) or None, called per batch.
+    with_label: bool. The files hold the label column. False reads
+      feature-only rows (a headerless TSV then has the features only; a CSV /
+      Parquet label column is not read) and the batches have no label.
+      Defaults to True.
+    extra_columns: column names of a CSV / Parquet / DataFrame source that
+      are not in the spec, returned as strings beside the spec's columns,
+      unvalidated (e.g. an id to pass through). Defaults to ().
 
   Yields:
     RawBatch, in file order then row order.
@@ -211,20 +227,40 @@ def read_batches(source: Any, spec: spec_lib.FeatureSpec, *, on_bad_rows: str = 
   checks.choice(on_bad_rows, "on_bad_rows", BAD_ROW_POLICIES)
   checks.choice(file_format, "file_format", FILE_FORMATS)
   summary = summary if summary is not None else ReadSummary()
+  layout = _Layout(spec.raw_columns if with_label else spec.feature_names, tuple(extra_columns))
   for file_index, item in enumerate(expand_source(source)):
     if isinstance(item, str):
       summary.files.append(item)
       fmt = detect_format(item) if file_format == "auto" else file_format
       if fmt == "parquet":
-        gen = _read_parquet(item, file_index, spec, on_bad_rows, batch_rows, summary, progress)
+        gen = _read_parquet(item, file_index, spec, on_bad_rows, batch_rows, summary, progress,
+                            layout)
       else:
-        gen = _read_text(item, file_index, spec, fmt, on_bad_rows, block_size, summary, progress)
+        gen = _read_text(item, file_index, spec, fmt, on_bad_rows, block_size, summary, progress,
+                         layout)
     else:
       summary.files.append("<DataFrame>")
-      gen = _read_memory(item, file_index, spec, on_bad_rows, batch_rows, summary)
+      gen = _read_memory(item, file_index, spec, on_bad_rows, batch_rows, summary, layout)
     for batch in _coalesce(gen, batch_rows):
       summary.rows_read += batch.num_rows
       yield batch
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+  """The spec columns a read validates (`wanted`) and the extra columns it passes on."""
+  wanted: list
+  extra: tuple = ()
+
+
+def _with_extra(typed: pa.Table, raw: pa.Table, extra, keep) -> pa.Table:
+  """`typed` plus the `extra` columns of `raw` (as strings), filtered like the typed rows."""
+  for name in extra:
+    column = raw.column(name)
+    if keep is not None:
+      column = column.filter(pa.array(keep))
+    typed = typed.append_column(name, pc.cast(column, pa.string()))
+  return typed
 
 
 def _coalesce(batches: Iterator[RawBatch], min_rows: int) -> Iterator[RawBatch]:
@@ -318,13 +354,16 @@ def _coerce_column(arr: pa.Array, kind: str, empty_is_null: bool = False):
 
 def _validate(table: pa.Table, spec: spec_lib.FeatureSpec, names: Sequence[str],
               on_bad_rows: str, where, summary: ReadSummary, path: str,
-              empty_is_null: bool = False) -> tuple:
+              empty_is_null: bool = False, row_index=None, file_index: int = 0) -> tuple:
   """Types every column; drops or raises on bad rows.
 
   Args:
     table: raw table whose columns are `names` (spec raw-column names).
     where: callable(row_index_in_batch) -> str location (e.g. "line 12").
     empty_is_null: bool. Empty strings are already null (text reader).
+    row_index: callable(np.ndarray of rows in the batch) -> their 0-based
+      rows in the file, for `ReadSummary.skipped_rows`; None: the batch
+      rows themselves.
 
   Returns:
     (typed table, kept-row mask or None).
@@ -357,9 +396,12 @@ def _validate(table: pa.Table, spec: spec_lib.FeatureSpec, names: Sequence[str],
     new = bad & ~counted
     if new.any():
       row = int(np.argmax(new))
+      bad_rows = np.flatnonzero(new)
       summary.add_skip(f"{name}: {reason}",
                        f"{path}: {where(row)}, field {name!r}: {reason}, got "
-                       f"{table.column(name)[row].as_py()!r}", int(new.sum()))
+                       f"{table.column(name)[row].as_py()!r}", int(new.sum()),
+                       rows=row_index(bad_rows) if row_index is not None else bad_rows,
+                       file_index=file_index)
       counted |= new
   keep = ~bad_any
   return typed_table.filter(pa.array(keep)), keep
@@ -454,13 +496,16 @@ def _match_columns(available: Sequence[str], wanted: Sequence[str], path: str) -
   return out
 
 
-def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, progress):
-  wanted = spec.raw_columns
+def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, progress, layout):
+  wanted = list(layout.wanted)
   header = fmt == "csv"
   delimiter = "," if fmt == "csv" else "\t"
+  if layout.extra and not header:
+    raise DataError(f"{path}: a headerless file has no column names: columns "
+                    f"{list(layout.extra)} can only come from a CSV or Parquet file", path=path)
   if header:
     names = _header_names(path, delimiter)
-    colmap = _match_columns(names, wanted, path)
+    colmap = _match_columns(names, wanted + list(layout.extra), path)
     read_options = dict(skip_rows=0)
     file_columns = names
   else:
@@ -473,8 +518,8 @@ def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, pr
   popts = pa_csv.ParseOptions(delimiter=delimiter, quote_char='"' if header else False,
                               ignore_empty_lines=False, invalid_row_handler=errors)
   copts = pa_csv.ConvertOptions(
-      column_types={colmap[w]: pa.string() for w in wanted},
-      include_columns=[colmap[w] for w in wanted], strings_can_be_null=True,
+      column_types={colmap[w]: pa.string() for w in wanted + list(layout.extra)},
+      include_columns=[colmap[w] for w in wanted + list(layout.extra)], strings_can_be_null=True,
       null_values=[""], quoted_strings_can_be_null=True)
   raw, stream, size = _open_stream(path)
   offset_lines = 1 if header else 0
@@ -514,7 +559,8 @@ def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, pr
         for i in range(n_errors_handled, len(errors.numbers)):
           summary.add_skip("field count",
                            f"{path}: line {errors.numbers[i]}, field count: expected "
-                           f"{errors.expected} fields, got {errors.actual[i]}")
+                           f"{errors.expected} fields, got {errors.actual[i]}",
+                           rows=[errors.numbers[i] - 1 - offset_lines], file_index=file_index)
         n_errors_handled = len(errors.numbers)
       keys = np.arange(rows_seen, rows_seen + n, dtype=np.int64)
       skipped_lines = np.sort(np.array([x for x in errors.numbers if x is not None], np.int64))
@@ -528,10 +574,18 @@ def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, pr
           j = 0
         return f"line {k + 1 + j + offset_lines}"
 
+      def row_index(rows, keys=keys, skipped_lines=skipped_lines):
+        k = keys[rows]
+        if not len(skipped_lines):
+          return k
+        return k + np.searchsorted(skipped_lines - offset_lines - np.arange(len(skipped_lines)) - 1,
+                                   k, side="right")
+
       # include_columns = the spec's columns in spec order; rename by position.
-      table = pa.Table.from_batches([batch]).rename_columns(list(wanted))
+      table = pa.Table.from_batches([batch]).rename_columns(wanted + list(layout.extra))
       typed, keep = _validate(table, spec, wanted, on_bad_rows, where, summary, path,
-                              empty_is_null=True)
+                              empty_is_null=True, row_index=row_index, file_index=file_index)
+      typed = _with_extra(typed, table, layout.extra, keep)
       rows_seen += n
       if keep is not None:
         keys = keys[keep]
@@ -574,14 +628,14 @@ def _locate_line(path, fmt, wanted, colmap, delimiter, header, text) -> Optional
 
 # --- parquet and in-memory ------------------------------------------------------
 
-def _read_parquet(path, file_index, spec, on_bad_rows, batch_rows, summary, progress):
+def _read_parquet(path, file_index, spec, on_bad_rows, batch_rows, summary, progress, layout):
   try:
     pf = pq.ParquetFile(path)
   except OSError as e:
     raise DataError(f"cannot read {path}: {e}", path=path) from e
   except pa.ArrowException as e:
     raise DataError(f"{path}: not a readable Parquet file: {e}", path=path) from e
-  wanted = spec.raw_columns
+  wanted = list(layout.wanted) + list(layout.extra)
   colmap = _match_columns(pf.schema_arrow.names, wanted, path)
   rows_seen = 0
   total = pf.metadata.num_rows
@@ -589,9 +643,11 @@ def _read_parquet(path, file_index, spec, on_bad_rows, batch_rows, summary, prog
     table = pa.Table.from_batches([batch]).rename_columns(list(wanted))
     n = table.num_rows
     keys = np.arange(rows_seen, rows_seen + n, dtype=np.int64)
-    typed, keep = _validate(table, spec, wanted, on_bad_rows,
+    typed, keep = _validate(table, spec, layout.wanted, on_bad_rows,
                             lambda r, b=b, s=rows_seen: f"record batch {b}, row {r} (file row {s + r})",
-                            summary, path)
+                            summary, path, row_index=lambda rows, s=rows_seen: rows + s,
+                            file_index=file_index)
+    typed = _with_extra(typed, table, layout.extra, keep)
     rows_seen += n
     if keep is not None:
       keys = keys[keep]
@@ -603,7 +659,7 @@ def _read_parquet(path, file_index, spec, on_bad_rows, batch_rows, summary, prog
     raise DataError(f"{path}: the file has no data rows", path=path)
 
 
-def _read_memory(item, file_index, spec, on_bad_rows, batch_rows, summary):
+def _read_memory(item, file_index, spec, on_bad_rows, batch_rows, summary, layout):
   if _is_dataframe(item):
     table = pa.Table.from_pandas(item, preserve_index=False)
   elif isinstance(item, pa.RecordBatch):
@@ -612,14 +668,16 @@ def _read_memory(item, file_index, spec, on_bad_rows, batch_rows, summary):
     table = item
   if table.num_rows == 0:
     raise DataError("<DataFrame>: the DataFrame is empty", path="<DataFrame>")
-  wanted = spec.raw_columns
+  wanted = list(layout.wanted) + list(layout.extra)
   colmap = _match_columns(table.column_names, wanted, "<DataFrame>")
   table = table.select([colmap[w] for w in wanted]).rename_columns(list(wanted))
   for start in range(0, table.num_rows, batch_rows):
     part = table.slice(start, batch_rows)
     keys = np.arange(start, start + part.num_rows, dtype=np.int64)
-    typed, keep = _validate(part, spec, wanted, on_bad_rows,
-                            lambda r, s=start: f"row {s + r}", summary, "<DataFrame>")
+    typed, keep = _validate(part, spec, layout.wanted, on_bad_rows,
+                            lambda r, s=start: f"row {s + r}", summary, "<DataFrame>",
+                            row_index=lambda rows, s=start: rows + s, file_index=file_index)
+    typed = _with_extra(typed, part, layout.extra, keep)
     if keep is not None:
       keys = keys[keep]
     if typed.num_rows:
