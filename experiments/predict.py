@@ -73,7 +73,7 @@ flags.DEFINE_list("passthrough", [], "predict: columns copied to the output (e.g
 flags.DEFINE_bool("with_label", True,
                   "predict: the input rows hold the spec's label column (--nowith_label: "
                   "feature-only rows, e.g. Kaggle test.txt).")
-flags.DEFINE_integer("batch_size", DEFAULT_BATCH_SIZE, "predict: rows per scoring call.")
+flags.DEFINE_integer("predict_batch_size", DEFAULT_BATCH_SIZE, "Rows per scoring call.")
 
 
 class ExportScorer:
@@ -226,7 +226,7 @@ def _passthrough_types(spec: spec_lib.FeatureSpec, names) -> dict:
 
 def predict_file(scorer, data: str, output: str, passthrough=(), on_bad_rows: str = "error",
                  with_label: bool = True, batch_size: int = DEFAULT_BATCH_SIZE,
-                 progress=None) -> dict:
+                 progress=None, block_size: int = readers.DEFAULT_BLOCK_SIZE) -> dict:
   """Scores every row of `data` into `output`; returns the counts.
 
   Args:
@@ -238,6 +238,7 @@ def predict_file(scorer, data: str, output: str, passthrough=(), on_bad_rows: st
     with_label: bool. The rows hold the spec's label column.
     batch_size: int. Rows per scoring call.
     progress: a readers' progress callback or None.
+    block_size: int. Bytes of text per read block (`read_batches`).
 
   Returns:
     {"rows": output rows, "scored", "skipped", "skipped_by_reason",
@@ -273,7 +274,8 @@ def predict_file(scorer, data: str, output: str, passthrough=(), on_bad_rows: st
   try:
     for batch in datasets.read_batches(files, spec, on_bad_rows=on_bad_rows, summary=summary,
                                        progress=progress, with_label=with_label,
-                                       extra_columns=extra, batch_rows=batch_size):
+                                       extra_columns=extra, batch_rows=batch_size,
+                                       block_size=block_size):
       table = batch.table
       probs = np.concatenate([scorer(table.slice(i, batch_size))
                               for i in range(0, table.num_rows, batch_size)])
@@ -313,13 +315,13 @@ def main(argv):
   bar = None
   try:
     output_format(FLAGS.output)
-    if FLAGS.batch_size <= 0:
-      raise ValueError(f"--batch_size must be positive, got {FLAGS.batch_size}")
+    if FLAGS.predict_batch_size <= 0:
+      raise ValueError(f"--predict_batch_size must be positive, got {FLAGS.predict_batch_size}")
     scorer = ExportScorer(FLAGS.export_dir) if FLAGS.export_dir else RunScorer(FLAGS.model_dir)
     bar = progress_lib.ProgressBar("predict", min_interval=0.2) if FLAGS.progress else None
     result = predict_file(scorer, data_lib.data_path(FLAGS.data), FLAGS.output,
                           passthrough=FLAGS.passthrough, on_bad_rows=FLAGS.on_bad_rows,
-                          with_label=FLAGS.with_label, batch_size=FLAGS.batch_size,
+                          with_label=FLAGS.with_label, batch_size=FLAGS.predict_batch_size,
                           progress=bar.file_callback if bar else None)
   except datasets.DataError as e:
     if bar:

@@ -535,10 +535,31 @@ def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, pr
       raise DataError(f"{path}: cannot read (truncated or corrupt compressed stream?): {e}",
                       path=path) from e
     n_errors_handled = 0
+
+    def field_count_errors(handled):
+      """Raises on, or counts, the wrong-field-count rows recorded since `handled`."""
+      if len(errors.numbers) <= handled:
+        return handled
+      if on_bad_rows == "error":
+        text = errors.texts[handled]
+        line = _locate_line(path, fmt, wanted, colmap, delimiter, header, text)
+        raise DataError(
+            f"{path}: line {line}, field count: expected {errors.expected} fields, got "
+            f"{errors.actual[handled]} (text {text[:80]!r})",
+            path=path, line=line, field="field count")
+      for i in range(handled, len(errors.numbers)):
+        summary.add_skip("field count",
+                         f"{path}: line {errors.numbers[i]}, field count: expected "
+                         f"{errors.expected} fields, got {errors.actual[i]}",
+                         rows=[errors.numbers[i] - 1 - offset_lines], file_index=file_index)
+      return len(errors.numbers)
+
     while True:
       try:
         batch = reader.read_next_batch()
       except StopIteration:
+        # A file (or its tail) of rows that all have a wrong field count yields no batch.
+        n_errors_handled = field_count_errors(n_errors_handled)
         break
       except pa.ArrowInvalid as e:
         raise DataError(f"{path}: after line {rows_seen + offset_lines}: cannot parse: {e}",
@@ -548,20 +569,7 @@ def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, pr
                         f"compressed stream: {e}", path=path, line=rows_seen + offset_lines + 1) from e
       n = batch.num_rows
       # Rows with a wrong number of fields (recorded by the handler).
-      if len(errors.numbers) > n_errors_handled:
-        if on_bad_rows == "error":
-          text = errors.texts[n_errors_handled]
-          line = _locate_line(path, fmt, wanted, colmap, delimiter, header, text)
-          raise DataError(
-              f"{path}: line {line}, field count: expected {errors.expected} fields, got "
-              f"{errors.actual[n_errors_handled]} (text {text[:80]!r})",
-              path=path, line=line, field="field count")
-        for i in range(n_errors_handled, len(errors.numbers)):
-          summary.add_skip("field count",
-                           f"{path}: line {errors.numbers[i]}, field count: expected "
-                           f"{errors.expected} fields, got {errors.actual[i]}",
-                           rows=[errors.numbers[i] - 1 - offset_lines], file_index=file_index)
-        n_errors_handled = len(errors.numbers)
+      n_errors_handled = field_count_errors(n_errors_handled)
       keys = np.arange(rows_seen, rows_seen + n, dtype=np.int64)
       skipped_lines = np.sort(np.array([x for x in errors.numbers if x is not None], np.int64))
 

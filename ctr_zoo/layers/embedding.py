@@ -258,7 +258,7 @@ class FeatureEmbedding(tf.keras.layers.Layer):
   def call(self, inputs):
     if self.stack and self.fused:
       return self._fused_stack_lookup(inputs)  # (B, n, d)
-    if self.stack and is_additive_regularizer(self.embeddings_regularizer):
+    if self.stack and is_additive_regularizer(self.embeddings_regularizer) and not self.fake_quant:
       out = self.lookup(inputs, regularize=False)
       rows = tf.stack([out[f] for f in self._features], axis=1)  # (B, n, d)
       # One op on every looked-up row.

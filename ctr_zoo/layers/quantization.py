@@ -70,8 +70,8 @@ class QuantizedRows(NamedTuple):
 
 def code_scales(codes: np.ndarray, base) -> np.ndarray:
   """s_r = A * 2^(-c_r / 16) in float32, as the serving graph computes it."""
-  exponent = -codes.astype(np.float32) / np.float32(STEPS_PER_OCTAVE)
-  return (np.float32(base) * np.exp2(exponent).astype(np.float32)).astype(np.float32)
+  powers = np.exp2(-np.arange(NUM_CODES, dtype=np.float32) / np.float32(STEPS_PER_OCTAVE))
+  return (np.float32(base) * powers.astype(np.float32))[np.asarray(codes, np.int64)]
 
 
 def quantize_rows(table) -> QuantizedRows:
@@ -104,11 +104,22 @@ def dequantize_rows(rows: QuantizedRows) -> np.ndarray:
   return rows.values.astype(np.float32) * code_scales(rows.codes, rows.base)[:, None]
 
 
-def dequantize_gathered(values: tf.Tensor, codes: tf.Tensor, base: tf.Tensor) -> tf.Tensor:
-  """Gathered int8 rows (..., d) and their uint8 codes (...,) -> float32 rows (..., d)."""
-  exponent = -tf.cast(codes, tf.float32) / float(STEPS_PER_OCTAVE)
-  scales = tf.cast(base, tf.float32) * tf.math.pow(2.0, exponent)  # (...,)
-  return tf.cast(values, tf.float32) * scales[..., tf.newaxis]
+def scale_table(base) -> tf.Tensor:
+  """The 256 scales s(c) = A * 2^(-c / 16) of one table (float32 (256,)), in the graph.
+
+  The powers of two are NumPy float32 constants, so s(c) equals `code_scales`.
+  """
+  powers = np.exp2(-np.arange(NUM_CODES, dtype=np.float32) / np.float32(STEPS_PER_OCTAVE))
+  return tf.cast(base, tf.float32) * tf.constant(powers.astype(np.float32))  # (256,)
+
+
+def dequantize_gathered(values: tf.Tensor, codes: tf.Tensor, scales: tf.Tensor) -> tf.Tensor:
+  """Gathered int8 rows (..., d) and their uint8 codes (...,) -> float32 rows (..., d).
+
+  `scales` is the table's `scale_table` (256,).
+  """
+  row_scales = tf.gather(scales, tf.cast(codes, tf.int32))  # (...,)
+  return tf.cast(values, tf.float32) * tf.expand_dims(row_scales, -1)
 
 
 def fake_quantize_rows(rows: tf.Tensor) -> tf.Tensor:

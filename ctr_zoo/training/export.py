@@ -107,6 +107,11 @@ def _lookup_table(vocabulary) -> tf.lookup.StaticHashTable:
 
 STORAGES = ("float32", "float16", "int8")
 QUANTIZE_MODES = (None, "float16", "int8")
+# The documented bound on |p_quantized - p_float32| per row for the zoo's models (the
+# tests hold every export to it). The exact statement is stronger: a quantized export
+# predicts what the Keras model predicts with its weights replaced by their stored
+# values (`ctr_zoo.training.quantize.quantized_values`), to float32 rounding (1e-5).
+QUANTIZED_TOLERANCE = {"float16": 0.005, "int8": 0.02}
 
 
 class ServingTable(tf.Module):
@@ -176,22 +181,29 @@ class ServingTable(tf.Module):
     """Bytes of the stored arrays (rows, codes and base, kept ids)."""
     return self._stored_bytes
 
+  def read_rows(self, flat: tf.Tensor) -> tf.Tensor:
+    """Row positions (N,) int64 in the stored rows -> float32 rows (N, d)."""
+    rows = tf.gather(self.rows, flat)  # (N, d)
+    if self.storage == "int8":
+      return quantization.dequantize_gathered(rows, tf.gather(self.codes, flat),
+                                              quantization.scale_table(self.base))
+    return tf.cast(rows, tf.float32)
+
   def lookup(self, ids: tf.Tensor) -> tf.Tensor:
     """ids (any shape, ints in [0, V)) -> float32 rows (ids.shape + (d,)).
 
     Pruned, an id >= V is not an error: it reads 0.
     """
-    ids = tf.cast(ids, tf.int64)
-    flat = tf.reshape(ids, [-1])  # (N,)
+    if ids.dtype != tf.int64:
+      ids = tf.cast(ids, tf.int64)
+    flat = ids if ids.shape.rank == 1 else tf.reshape(ids, [-1])  # (N,)
     if self.pruned:
       pos = tf.searchsorted(self.kept_ids, flat, side="left", out_type=tf.int64)  # (N,) in [0, k]
       found = tf.equal(tf.gather(self.kept_ids, pos), flat)
       flat = tf.where(found, pos, tf.constant(self.num_kept, tf.int64))  # missing -> zero row k
-    rows = tf.gather(self.rows, flat)  # (N, d)
-    if self.storage == "int8":
-      rows = quantization.dequantize_gathered(rows, tf.gather(self.codes, flat), self.base)
-    else:
-      rows = tf.cast(rows, tf.float32)
+    rows = self.read_rows(flat)  # (N, d)
+    if ids.shape.rank == 1:
+      return rows
     out = tf.reshape(rows, tf.concat([tf.shape(ids, out_type=tf.int64), [self.dim]], axis=0))
     out.set_shape(ids.shape.concatenate(self.dim))
     return out  # (..., d)
@@ -232,6 +244,115 @@ class HalfKernel(tf.Module):
 
   def read(self, dtype=None) -> tf.Tensor:
     return tf.cast(self.value, dtype or self.read_dtype)
+
+
+class LayerTables(tf.Module):
+  """The tables of one per-field `FeatureEmbedding` layer in one serving storage.
+
+  The layer's T tables E_t (V_t, d) (all of width d) are stored one after
+  another, as float16 or as per-row int8 (codes per row, a base A_t per
+  table), with row offsets o_t. `lookup` replaces the layer's lookup while the
+  serving graph is traced: every feature is read by ONE gather,
+
+    rows = stored[ids_f + o_t(f)]   (B, n, d) for (B,) ids, stacked
+
+  then converted to float32 (int8: times the row's scale A_t 2^(-c / 16),
+  looked up in a (T * 256,) scale table). The numbers are those of the
+  per-table `ServingTable`s; only the number of ops per lookup differs.
+
+  Args:
+    layer: FeatureEmbedding. Built, per-field (`fused=False`).
+    storage: str. "float16" or "int8".
+    name: str or None. Module name. Defaults to None.
+  """
+
+  def __init__(self, layer, storage: str, name: Optional[str] = None):
+    super().__init__(name=name)
+    self.storage = checks.choice(storage, "storage", ("float16", "int8"))
+    self._layer = _Untracked(layer=layer)
+    dims = {t[2] for t in layer.tables}
+    if layer.fused or len(dims) != 1:
+      raise ValueError(f"LayerTables needs a per-field layer of one width, got {layer.name!r}")
+    self.dim = dims.pop()
+    self.table_names = [t[0] for t in layer.tables]
+    offsets, total = {}, 0
+    for name_, num_ids, _ in layer.tables:
+      offsets[name_] = total
+      total += num_ids
+    self.offsets = offsets
+    self.feature_tables = dict(layer._features)  # pylint: disable=protected-access
+    values = [v.numpy().astype(np.float32) for v in layer.table_variables]
+    self.table_bytes = {}
+    if self.storage == "int8":
+      quantized = [quantization.quantize_rows(x) for x in values]
+      self.rows = tf.Variable(np.concatenate([q.values for q in quantized]), trainable=False,
+                              name="rows")  # int8 (sum V_t, d)
+      self.codes = tf.Variable(np.concatenate([q.codes for q in quantized]), trainable=False,
+                               name="codes")  # uint8 (sum V_t,)
+      self.bases = tf.Variable(np.array([q.base for q in quantized], np.float32), trainable=False,
+                               name="bases")  # float32 (T,)
+      for v, q in zip(layer.table_variables, quantized):
+        self.table_bytes[v.name] = q.nbytes
+    else:
+      self.rows = tf.Variable(np.concatenate(values).astype(np.float16), trainable=False,
+                              name="rows")  # float16 (sum V_t, d)
+      for v, x in zip(layer.table_variables, values):
+        self.table_bytes[v.name] = int(x.size) * 2
+
+  @property
+  def exported_bytes(self) -> int:
+    return sum(self.table_bytes.values())
+
+  def _scales(self) -> tf.Tensor:
+    """(T * 256,) float32: row c of table t at index 256 t + c."""
+    return tf.reshape(tf.stack([quantization.scale_table(self.bases[t])
+                                for t in range(len(self.table_names))]), [-1])
+
+  def lookup(self, inputs, regularize: bool = True) -> dict:  # pylint: disable=unused-argument
+    """What `FeatureEmbedding.lookup` returns: {feature: (B, d) or (B, T, d) float32}."""
+    ids = self._layer.layer._ids(inputs)  # pylint: disable=protected-access
+    features = list(self.feature_tables)
+    tables = [self.feature_tables[f] for f in features]
+    table_index = {t: i for i, t in enumerate(self.table_names)}
+    if all(ids[f].shape.rank == 1 for f in features):
+      offsets = tf.constant([[self.offsets[t] for t in tables]], tf.int64)  # (1, n)
+      pos = tf.stack([ids[f] for f in features], axis=1) + offsets  # (B, n)
+      rows = tf.gather(self.rows, pos)  # (B, n, d)
+      if self.storage == "int8":
+        lut = tf.constant([[256 * table_index[t] for t in tables]], tf.int32)  # (1, n)
+        scales = tf.gather(self._scales(), tf.cast(tf.gather(self.codes, pos), tf.int32) + lut)
+        rows = tf.cast(rows, tf.float32) * tf.expand_dims(scales, -1)  # (B, n, d)
+      else:
+        rows = tf.cast(rows, tf.float32)
+      return dict(zip(features, tf.unstack(rows, axis=1)))
+    flat = [tf.reshape(ids[f] + self.offsets[t], [-1]) for f, t in zip(features, tables)]
+    sizes = [tf.size(x) for x in flat]
+    pos = tf.concat(flat, axis=0)  # (N,)
+    rows = tf.gather(self.rows, pos)  # (N, d)
+    if self.storage == "int8":
+      lut = tf.repeat(tf.constant([256 * table_index[t] for t in tables], tf.int32), tf.stack(sizes))
+      scales = tf.gather(self._scales(), tf.cast(tf.gather(self.codes, pos), tf.int32) + lut)
+      rows = tf.cast(rows, tf.float32) * tf.expand_dims(scales, -1)
+    else:
+      rows = tf.cast(rows, tf.float32)
+    out = {}
+    for f, part in zip(features, tf.split(rows, tf.stack(sizes), axis=0)):
+      out[f] = tf.reshape(part, tf.concat([tf.shape(ids[f]), [self.dim]], axis=0))
+      out[f].set_shape(ids[f].shape.concatenate(self.dim))
+    return out
+
+
+@contextlib.contextmanager
+def _layer_lookups(layers: dict):
+  """While active, each FeatureEmbedding layer in `layers` ({id: (layer, LayerTables)})
+  looks up through its LayerTables (an instance attribute shadowing the method)."""
+  try:
+    for layer, tables in layers.values():
+      object.__setattr__(layer, "lookup", tables.lookup)
+    yield
+  finally:
+    for layer, _ in layers.values():
+      layer.__dict__.pop("lookup", None)
 
 
 def _variable_slots(model, refs) -> list:
@@ -314,7 +435,12 @@ def _table_name(name: str) -> str:
 
 
 def _plan_tables(model, quantize, prune_zero_rows: bool, quantize_tables) -> tuple:
-  """({table variable ref: ServingTable}, {table name: report entry}) of `model`."""
+  """({table ref: ServingTable}, {id(layer): (layer, LayerTables)}, {table name: report entry}).
+
+  A per-field FeatureEmbedding layer whose tables are all quantized alike and
+  none pruned is served by one `LayerTables`; other replaced tables by a
+  `ServingTable` each.
+  """
   replaceable = {v.ref() for _, _, _, v in _table_slots(model)}
   wanted = None if quantize_tables is None else {_table_name(n) for n in quantize_tables}
   tables, report = {}, {}
@@ -347,7 +473,22 @@ def _plan_tables(model, quantize, prune_zero_rows: bool, quantize_tables) -> tup
       tables[v.ref()] = table
       entry.update(storage=table.storage, pruned=table.pruned, exported_bytes=table.exported_bytes)
     report[v.name] = entry
-  return tables, report
+  layers = {}
+  for layer in (model,) + tuple(model.submodules):
+    if (not isinstance(layer, embedding_lib.FeatureEmbedding) or not layer.built or layer.fused
+        or len(layer.tables) < 2 or len({t[2] for t in layer.tables}) != 1):
+      continue
+    served = [tables.get(v.ref()) for v in layer.table_variables]
+    storages = {t.storage for t in served if t is not None}
+    if any(t is None or t.pruned for t in served) or len(storages) != 1:
+      continue
+    layer_tables = LayerTables(layer, storages.pop(),
+                               name="layer_" + re.sub(r"\W", "_", layer.name))
+    layers[id(layer)] = (layer, layer_tables)
+    for v in layer.table_variables:
+      del tables[v.ref()]
+      report[v.name]["exported_bytes"] = layer_tables.table_bytes[v.name]
+  return tables, layers, report
 
 
 def _plan_kernels(model, table_refs) -> dict:
@@ -395,6 +536,8 @@ class RawFeatureModule(tf.Module):
       pruned or quantized. Defaults to None.
     kernels: dict or None. {variable ref: HalfKernel}: dense weights stored
       as float16. Defaults to None.
+    layers: dict or None. {id(layer): (FeatureEmbedding, LayerTables)}: layers
+      whose tables are served from one storage. Defaults to None.
 
   With neither, the module tracks (and so saves) the Keras model. Otherwise it
   tracks the serving tables, the half kernels and every other model variable
@@ -403,7 +546,8 @@ class RawFeatureModule(tf.Module):
   """
 
   def __init__(self, model: tf.keras.Model, spec: spec_lib.FeatureSpec,
-               tables: Optional[dict] = None, kernels: Optional[dict] = None):
+               tables: Optional[dict] = None, kernels: Optional[dict] = None,
+               layers: Optional[dict] = None):
     super().__init__(name="raw_feature_serving")
     if not spec.is_fitted:
       raise spec_lib.SpecError("export needs a fitted FeatureSpec (vocabularies present)")
@@ -412,19 +556,22 @@ class RawFeatureModule(tf.Module):
       logit_model = tf.keras.Model(model.inputs, model.get_layer("logit").output)
     except (ValueError, AttributeError, TypeError):
       logit_model = None
-    tables, kernels = dict(tables or {}), dict(kernels or {})
+    tables, kernels, layers = dict(tables or {}), dict(kernels or {}), dict(layers or {})
+    layer_refs = {v.ref() for layer, _ in layers.values() for v in layer.table_variables}
     self._keras = _Untracked(model=model, logit_model=logit_model, tables=tables, kernels=kernels,
+                             layers=layers,
                              table_slots=[t for t in _table_slots(model) if t[3].ref() in tables],
                              kernel_slots=_variable_slots(model, set(kernels)) if kernels else [])
-    if not tables and not kernels:
+    if not tables and not kernels and not layers:
       self.model = model  # tracked: the SavedModel holds the Keras model and all its variables
       self.logit_model = logit_model
     else:
       # Only the serving tables, the half kernels and the other variables are saved.
       self.serving_tables = list(tables.values())
+      self.layer_tables = [t for _, t in layers.values()]
       self.half_kernels = list(kernels.values())
-      self.serving_variables = [v for v in model.variables
-                                if v.ref() not in tables and v.ref() not in kernels]
+      self.serving_variables = [v for v in model.variables if v.ref() not in tables
+                                and v.ref() not in kernels and v.ref() not in layer_refs]
     self.tables = {}
     for f in spec.features:
       vocab_owner = f
@@ -458,10 +605,10 @@ class RawFeatureModule(tf.Module):
     value = tf.gather(tf.concat([raw, [""]], axis=0), first)
     tf.debugging.Assert(
         tf.logical_not(tf.reduce_any(bad)),
-        [tf.strings.format(
-            "input '{}' (a numeric field) expects base-10 integer strings, \"\" = missing; "
-            "row {} is {}. The serve_typed signature takes numbers (float64, NaN = missing).",
-            (feature.name, first, value))])
+        [tf.strings.join([
+            f"input {feature.name} (a numeric field) expects base-10 integer strings, empty = "
+            "missing; got ", value, " in row ", tf.strings.as_string(first), " of the batch. "
+            "serve_typed takes numbers (float64, NaN = missing)."])])
     text = tf.where(ok, raw, "0")
     x = tf.cast(tf.strings.to_number(tf.where(missing, "0", text), out_type=tf.int64), tf.float64)
     return x, missing
@@ -523,7 +670,8 @@ class RawFeatureModule(tf.Module):
         else contextlib.nullcontext():
       with _swapped(k.kernel_slots, lambda variable, owner: k.kernels[variable.ref()].read(
           _read_dtype(variable, owner))) if k.kernels else contextlib.nullcontext():
-        yield
+        with _layer_lookups(k.layers):
+          yield
 
   def predict_raw(self, raw: dict, typed: bool = False) -> dict:
     inputs = self.features_from_raw(raw, typed=typed)
@@ -658,12 +806,13 @@ def export_saved_model(model: tf.keras.Model, spec: spec_lib.FeatureSpec, path: 
   missing = sorted(set(spec.feature_names) - set(getattr(model, "input_names", spec.feature_names)))
   if missing:
     raise ValueError(f"model {model.name!r} has no inputs for spec features {missing}")
-  tables, report = _plan_tables(model, quantize, prune_zero_rows, quantize_tables)
+  tables, layers, report = _plan_tables(model, quantize, prune_zero_rows, quantize_tables)
   kernels = _plan_kernels(model, tables) if quantize and quantize_dense else {}
+  layer_refs = {v.ref() for layer, _ in layers.values() for v in layer.table_variables}
   while True:
-    module = RawFeatureModule(model, spec, tables=tables, kernels=kernels)
+    module = RawFeatureModule(model, spec, tables=tables, kernels=kernels, layers=layers)
     signatures = _trace(module, spec)
-    leaked_tables = _leaks(signatures, set(tables))
+    leaked_tables = _leaks(signatures, set(tables) | layer_refs)
     if leaked_tables:
       names = sorted(v.deref().name for v in leaked_tables)
       raise RuntimeError(f"export: the signatures still read the full tables {names}; their "
@@ -695,7 +844,7 @@ def export_saved_model(model: tf.keras.Model, spec: spec_lib.FeatureSpec, path: 
     info["pruning"] = report
   logging.info("export %s (quantize=%s, prune_zero_rows=%s): %d of %d tables replaced, table "
                "bytes %d -> %d, SavedModel %d bytes", path, quantize, prune_zero_rows,
-               len(tables), len(report), float32_tables, info["table_bytes"]["exported"],
+               len(tables) + len(layer_refs), len(report), float32_tables, info["table_bytes"]["exported"],
                info["saved_model_bytes"])
   return info
 
