@@ -40,20 +40,17 @@ from absl import logging
 import numpy as np
 
 import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
-import tensorflow as tf
 
 from ctr_zoo import datasets
 from ctr_zoo import training
 from ctr_zoo.datasets import input_pipeline
 from ctr_zoo.datasets import readers
-from ctr_zoo.feature_columns import spec as spec_lib
 from experiments import common_flags  # noqa: F401  (--data, --model_dir, --export_dir, --on_bad_rows)
 from experiments import configs
 from experiments import data as data_lib
-from experiments import resolve
 from experiments import run_dir
 from experiments import runner
-from experiments import zoo
+from experiments import scorers
 
 FLAGS = flags.FLAGS
 SPLITS = ("train", "valid", "test")
@@ -67,29 +64,8 @@ flags.DEFINE_string("plot", "", "Write the reliability diagram to this PNG path.
 flags.DEFINE_string("metrics_json", "", "Write the metrics as JSON to this path.")
 
 
-def load_run(model_dir: str):
-  """(resolved config, fitted spec) of a run directory written by `train`."""
-  params = run_dir.load_params(model_dir)
-  if params is None:
-    raise FileNotFoundError(f"{model_dir} holds no {run_dir.PARAMS_FILE}: not a run directory")
-  spec_path = os.path.join(model_dir, run_dir.SPEC_FILE)
-  if not os.path.exists(spec_path):
-    raise FileNotFoundError(f"{model_dir} holds no {run_dir.SPEC_FILE}: the run never prepared "
-                            "its data")
-  return resolve.from_params(params), spec_lib.FeatureSpec.load(spec_path)
-
-
-def restore_run(model_dir: str):
-  """(resolved config, fitted spec, model, trainer) of a run directory, at its latest checkpoint."""
-  cfg, spec = load_run(model_dir)
-  tf.keras.backend.experimental.enable_tf_random_generator()  # as in training: same variables
-  tf.keras.utils.set_random_seed(cfg.trainer.seed)
-  model = zoo.build_model(cfg.model, spec)
-  optimizer = zoo.build_optimizer(cfg.optimizer, model)
-  trainer = training.Trainer(model, optimizer, cfg.trainer, model_dir)
-  if trainer.restore(expect_partial=True) is None:
-    raise FileNotFoundError(f"{model_dir} has no checkpoint")
-  return cfg, spec, model, trainer
+load_run = scorers.load_run  # (resolved config, fitted spec) of a run directory
+restore_run = scorers.restore_run
 
 
 def predict_run(model_dir: str, split: str, data: str, batch_size=None):
@@ -102,7 +78,7 @@ def predict_run(model_dir: str, split: str, data: str, batch_size=None):
       directory encoded with the run's spec (its `split`); "" = the run's data.
     batch_size: int or None. None: the run's input.eval_batch_size.
   """
-  cfg, spec, _, trainer = restore_run(model_dir)
+  cfg, spec, _, trainer = scorers.restore_run(model_dir)
   batch_size = batch_size or cfg.input.eval_batch_size
   data_cfg = data_lib.with_data_flag(cfg.data, data)
   with tempfile.TemporaryDirectory(prefix="ctr_zoo_evaluate_") as work:
@@ -127,11 +103,10 @@ def predict_export(export_dir: str, data: str, batch_size=None, on_bad_rows: str
     on_bad_rows: str. "error" or "skip" (skipped rows are counted in `summary`).
     summary: ReadSummary or None. Filled with the read's counts.
   """
-  from experiments import predict  # pylint: disable=g-import-not-at-top
   if not data:
     raise ValueError("--export_dir needs --data: labelled raw rows in the export's layout")
   batch_size = batch_size or configs.InputConfig().eval_batch_size
-  scorer = predict.ExportScorer(export_dir)
+  scorer = scorers.ExportScorer(export_dir)
   labels, preds = [], []
   for batch in datasets.read_batches(data_lib.source_files(data_lib.data_path(data)),
                                      scorer.spec, on_bad_rows=on_bad_rows, summary=summary,

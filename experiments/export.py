@@ -37,8 +37,8 @@ from ctr_zoo.datasets import input_pipeline
 from ctr_zoo.training import quantize as quantize_lib
 from experiments import common_flags  # noqa: F401  (--model_dir, --output, --quantize, ...)
 from experiments import data as data_lib
-from experiments import evaluate
 from experiments import run_dir
+from experiments import scorers
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("prune_zero_rows", False,
@@ -56,7 +56,7 @@ flags.DEFINE_string("report_json", "", "Write the export report (and sensitivity
 
 def split_rows(model_dir: str, split: str):
   """(features, labels) of a split of a run's data, encoded with the run's spec."""
-  cfg, spec = evaluate.load_run(model_dir)
+  cfg, spec = scorers.load_run(model_dir)
   with tempfile.TemporaryDirectory(prefix="ctr_zoo_export_") as work:
     shards = data_lib.run_split(cfg.data, spec, split, work)
     return input_pipeline.read_encoded(shards, spec)
@@ -66,7 +66,7 @@ def export_run(model_dir: str, output: str, quantize=None, prune_zero_rows: bool
                sensitivity: bool = False, mixed_threshold=None, split: str = "valid",
                progress=None) -> dict:
   """Exports a run's latest checkpoint; returns the export report (with "sensitivity")."""
-  cfg, spec, model, _ = evaluate.restore_run(model_dir)
+  cfg, spec, model, _ = scorers.restore_run(model_dir)
   report = None
   tables = None
   if sensitivity or mixed_threshold is not None:

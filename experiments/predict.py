@@ -50,20 +50,21 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
-import tensorflow as tf
 
 from ctr_zoo import datasets
-from ctr_zoo.datasets import encoding
 from ctr_zoo.datasets import readers
 from ctr_zoo.feature_columns import spec as spec_lib
-from ctr_zoo.training import export
 from experiments import common_flags  # noqa: F401  (--data, --model_dir, --export_dir, --output, ...)
 from experiments import data as data_lib
 from experiments import progress as progress_lib
+from experiments import scorers
+
+ExportScorer = scorers.ExportScorer
+RunScorer = scorers.RunScorer
 
 FLAGS = flags.FLAGS
 OUTPUT_FORMATS = ("parquet", "csv")
-PROBABILITY = "probability"
+PROBABILITY = scorers.PROBABILITY
 SKIP_REASON = "skip_reason"
 DEFAULT_BATCH_SIZE = 8192
 
@@ -74,48 +75,6 @@ flags.DEFINE_bool("with_label", True,
                   "predict: the input rows hold the spec's label column (--nowith_label: "
                   "feature-only rows, e.g. Kaggle test.txt).")
 flags.DEFINE_integer("predict_batch_size", DEFAULT_BATCH_SIZE, "Rows per scoring call.")
-
-
-class ExportScorer:
-  """Scores typed raw batches with a SavedModel export's `serve_typed` signature.
-
-  Exports written before `serve_typed` existed are scored through
-  `serving_default` (numeric fields as decimal strings).
-  """
-
-  def __init__(self, export_dir: str):
-    spec_path = os.path.join(export_dir, "assets", "spec.json")
-    if not os.path.exists(os.path.join(export_dir, "saved_model.pb")):
-      raise FileNotFoundError(f"{export_dir} holds no saved_model.pb: not a SavedModel export")
-    if not os.path.exists(spec_path):
-      raise FileNotFoundError(f"{export_dir} holds no assets/spec.json: not a ctr_zoo export")
-    self.spec = spec_lib.FeatureSpec.load(spec_path)
-    self._loaded = tf.saved_model.load(export_dir)
-    self._typed = "serve_typed" in self._loaded.signatures
-    self._fn = self._loaded.signatures["serve_typed" if self._typed else "serving_default"]
-
-  def __call__(self, table: pa.Table) -> np.ndarray:
-    inputs = export.typed_inputs(table, self.spec)
-    if not self._typed:
-      inputs = {k: (np.where(np.isnan(v), "", np.nan_to_num(v).astype(np.int64).astype(str))
-                    if v.dtype == np.float64 else v) for k, v in inputs.items()}
-    out = self._fn(**{k: tf.constant(v) for k, v in inputs.items()})
-    return out[PROBABILITY].numpy().reshape(-1)
-
-
-class RunScorer:
-  """Scores typed raw batches with a run's latest checkpoint (the Python encoding)."""
-
-  def __init__(self, model_dir: str):
-    from experiments import evaluate  # pylint: disable=g-import-not-at-top
-    _, self.spec, self._model, _ = evaluate.restore_run(model_dir)
-    model = self._model
-    self._fn = tf.function(lambda f: tf.reshape(model(f, training=False), [-1])).get_concrete_function(
-        self.spec.tensor_specs())
-
-  def __call__(self, table: pa.Table) -> np.ndarray:
-    features, _ = encoding.encode_table(table, self.spec, with_label=False)
-    return self._fn(**{k: tf.constant(v) for k, v in features.items()}).numpy()
 
 
 class _OrderedRows:

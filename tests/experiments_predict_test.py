@@ -1,4 +1,6 @@
-"""experiments.predict: one probability per input row, in input order, skipped rows in place.
+"""experiments.predict and experiments.export on a tiny trained run.
+
+predict: one probability per input row, in input order, skipped rows in place.
 
 A tiny run is trained once; its export and its checkpoint score raw rows from
 TSV, CSV and Parquet files. The output has exactly the input's rows in the
@@ -8,12 +10,12 @@ those of the same rows in a clean file. Under "error" nothing is written.
 """
 
 import io
+import json
 import os
 from unittest import mock
 
 from absl import flags
 from absl.testing import flagsaver
-import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
@@ -23,6 +25,7 @@ from tests import testing
 import tensorflow as tf
 
 from ctr_zoo import datasets
+from experiments import export as export_cli
 from experiments import predict
 from experiments import train
 
@@ -46,7 +49,8 @@ class PredictTest(testing.TestCase):
       FLAGS.mark_as_parsed()
     cls.tmp = tf.compat.v1.test.get_temp_dir()
     cls.model_dir = os.path.join(cls.tmp, "predict_run")
-    with mock.patch.dict(os.environ, {"CTR_ZOO_CACHE": os.path.join(cls.tmp, "cache")}), \
+    cls.cache = os.path.join(cls.tmp, "cache")
+    with mock.patch.dict(os.environ, {"CTR_ZOO_CACHE": cls.cache}), \
         flagsaver.flagsaver(experiment="dnn_synthetic", model_dir=cls.model_dir,
                             params_override=TINY, progress=False, export=True), \
         mock.patch("sys.stdout", io.StringIO()), mock.patch("sys.stderr", io.StringIO()) as err:
@@ -184,6 +188,42 @@ class PredictTest(testing.TestCase):
                               data=os.path.join(directory, "missing.tsv"), output=output)
     self.assertEqual(code, 1)
     self.assertRegex(err.strip(), r"^error: .*missing\.tsv.*$")
+
+  def test_export_cli_int8_with_sensitivity_and_mixed_tables(self):
+    directory = self.make_temp_dir()
+    output = os.path.join(directory, "export_mixed")
+    report = os.path.join(directory, "report.json")
+    out = io.StringIO()
+    with mock.patch.dict(os.environ, {"CTR_ZOO_CACHE": self.cache}), \
+        flagsaver.flagsaver(model_dir=self.model_dir, output=output, quantize="int8",
+                            sensitivity=True, mixed_threshold=0.0, report_json=report,
+                            progress=False), \
+        mock.patch("sys.stdout", out), mock.patch("sys.stderr", io.StringIO()) as err:
+      code = export_cli.main([])
+    self.assertEqual(code, 0, err.getvalue())
+    text = out.getvalue()
+    self.assertIn("float32: AUC 0.", text)
+    self.assertRegex(text, r"mixed: \d+ of \d+ tables int8, the others float32")
+    self.assertRegex(text, r"exported .*export_mixed \(int8\): tables [\d,]+ bytes \(0\.\d+x of "
+                           r"float32 [\d,]+\), SavedModel [\d,]+ bytes")
+    with open(report) as fh:
+      info = json.load(fh)
+    quantized = info["mixed"]["quantized_tables"]
+    costs = info["sensitivity"]["tables"]
+    self.assertEqual(sorted(quantized), sorted(n for n, e in costs.items() if e["auc_cost"] <= 0.0))
+    for name, entry in info["tables"].items():
+      self.assertEqual(entry["storage"], "int8" if name in quantized else "float32", name)
+    self.assertEqual(info["sensitivity"]["split"], "valid")
+    scored = predict.predict_file(predict.ExportScorer(output), self.raw,
+                                  os.path.join(directory, "p.parquet"))
+    self.assertEqual(scored["rows"], 400)
+    out = io.StringIO()
+    with flagsaver.flagsaver(model_dir=self.model_dir, output=output, quantize="none",
+                             sensitivity=True, mixed_threshold=None, report_json=""), \
+        mock.patch("sys.stdout", out), mock.patch("sys.stderr", io.StringIO()) as err:
+      code = export_cli.main([])
+    self.assertEqual((code, err.getvalue().strip()),
+                     (1, "error: --sensitivity and --mixed_threshold need --quantize=float16 or int8"))
 
 
 if __name__ == "__main__":

@@ -105,12 +105,12 @@ def dequantize_rows(rows: QuantizedRows) -> np.ndarray:
 
 
 def scale_table(base) -> tf.Tensor:
-  """The 256 scales s(c) = A * 2^(-c / 16) of one table (float32 (256,)), in the graph.
+  """The 256 scales s(c) = A * 2^(-c / 16) of a table, in the graph: base (...) -> (..., 256).
 
   The powers of two are NumPy float32 constants, so s(c) equals `code_scales`.
   """
   powers = np.exp2(-np.arange(NUM_CODES, dtype=np.float32) / np.float32(STEPS_PER_OCTAVE))
-  return tf.cast(base, tf.float32) * tf.constant(powers.astype(np.float32))  # (256,)
+  return tf.cast(base, tf.float32)[..., tf.newaxis] * tf.constant(powers.astype(np.float32))
 
 
 def dequantize_gathered(values: tf.Tensor, codes: tf.Tensor, scales: tf.Tensor) -> tf.Tensor:

@@ -304,9 +304,8 @@ class LayerTables(tf.Module):
     return sum(self.table_bytes.values())
 
   def _scales(self) -> tf.Tensor:
-    """(T * 256,) float32: row c of table t at index 256 t + c."""
-    return tf.reshape(tf.stack([quantization.scale_table(self.bases[t])
-                                for t in range(len(self.table_names))]), [-1])
+    """(T * 256,) float32: the scale of code c of table t at index 256 t + c."""
+    return tf.reshape(quantization.scale_table(self.bases), [-1])  # (T * 256,)
 
   def lookup(self, inputs, regularize: bool = True) -> dict:  # pylint: disable=unused-argument
     """What `FeatureEmbedding.lookup` returns: {feature: (B, d) or (B, T, d) float32}."""
@@ -654,6 +653,16 @@ class RawFeatureModule(tf.Module):
         ids = self._sequence_ids(f, value)
       elif isinstance(f, spec_lib.DenseFeature):
         if typed:
+          infinite = tf.math.is_inf(value)
+          first = _first_true(infinite)
+          check = tf.debugging.Assert(
+              tf.logical_not(tf.reduce_any(infinite)),
+              [tf.strings.join([
+                  f"input {f.name} (a numeric field) must be a finite number or NaN (missing); "
+                  "got ", tf.strings.as_string(tf.gather(tf.concat([value, [0.0]], 0), first)),
+                  " in row ", tf.strings.as_string(first), " of the batch."])])
+          with tf.control_dependencies([check]):
+            value = tf.identity(value)
           ids = self._dense_number(f, value, tf.math.is_nan(value))
         else:
           ids = self._dense_value(f, value)
@@ -708,15 +717,17 @@ class RawFeatureModule(tf.Module):
     else:
       layout, other = f"the features, no label", "serve_tsv_labeled (label-first lines)"
     signature = "serve_tsv_labeled" if with_label else "serve_tsv"
-    tf.debugging.Assert(
+    check = tf.debugging.Assert(
         tf.logical_not(tf.reduce_any(bad)),
         [tf.strings.format(
             f"{signature}: line {{}} of the batch has {{}} tab-separated fields, expected "
             f"{expected} ({layout}: {_feature_list(self._spec.feature_names)}); see {other}",
             (first, got))])
+    with tf.control_dependencies([check]):  # no field is read before the counts are checked
+      values = tf.identity(parts.values)
     offset = 1 if with_label else 0
     starts = parts.row_starts() + offset
-    return {f.name: tf.gather(parts.values, starts + j) for j, f in enumerate(self._spec.features)}
+    return {f.name: tf.gather(values, starts + j) for j, f in enumerate(self._spec.features)}
 
 
 def _trace(module: RawFeatureModule, spec: spec_lib.FeatureSpec) -> dict:
@@ -746,11 +757,6 @@ def _trace(module: RawFeatureModule, spec: spec_lib.FeatureSpec) -> dict:
   def preprocess(raw):
     return module.features_from_raw(raw)
 
-  module.serve_fields = serve_fields
-  module.serve_typed = serve_typed
-  module.serve_tsv = serve_tsv
-  module.serve_tsv_labeled = serve_tsv_labeled
-  module.preprocess = preprocess
   return {
       # serving_default takes keyword arguments named like the features.
       "serving_default": serve_fields.get_concrete_function(),

@@ -114,7 +114,7 @@ class ServingFaultsTest(testing.TestCase):
       self.loaded.signatures["serving_default"](**raw)
 
   def test_numbers_for_numeric_fields_through_serve_typed(self):
-    """serve_typed takes numbers for the numeric fields (NaN = missing) and predicts like the strings."""
+    """serve_typed takes numbers for the numeric fields (NaN = missing) like the strings, and refuses inf by name."""
     fields = self.lines[3].split("\t")[1:]
     raw, typed = {}, {}
     for f, value in zip(self.spec.features, fields):
@@ -126,6 +126,11 @@ class ServingFaultsTest(testing.TestCase):
     want = self.loaded.signatures["serving_default"](**raw)["probability"]
     got = self.loaded.signatures["serve_typed"](**typed)["probability"]
     self.assertAllClose(got, want, rtol=0, atol=0)
+    typed["I2"] = tf.constant([np.inf], tf.float64)
+    with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
+                                r"input I2 \(a numeric field\) must be a finite number or NaN "
+                                r"\(missing\); got inf in row 0 of the batch"):
+      self.loaded.signatures["serve_typed"](**typed)
     inputs = self.loaded.signatures["serve_typed"].structured_input_signature[1]
     self.assertEqual(inputs["I1"].dtype, tf.float64)
     self.assertEqual(inputs["C1"].dtype, tf.string)
