@@ -29,7 +29,6 @@ import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
 
 from benchmarks import auc_tables
 from benchmarks import records
-from benchmarks import serving
 from benchmarks import throughput_report
 
 ROOT = records.REPO_ROOT
@@ -89,6 +88,7 @@ def main(argv):
   text = replace_block(text, "throughput-table", throughput_markdown(record))
   text = replace_block(text, "precision-table", precision_markdown(
       os.path.join(RESULTS, "auc_records.jsonl"), os.path.join(RESULTS, "auc_records_bf16.jsonl")))
+  from benchmarks import serving  # pylint: disable=g-import-not-at-top  (defines its own flags)
   serving_records = os.path.join(RESULTS, serving.RECORDS_FILE)
   if os.path.exists(serving_records):
     table = serving.render(records.load_jsonl(serving_records))

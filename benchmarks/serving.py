@@ -1,8 +1,9 @@
 r"""Serving benchmark: size, AUC and latency of float32, float16, int8, pruned and QAT exports.
 
-  bazel run //benchmarks:serving -- --models=dcn_v2,deepfm,dcn_mix --data_setups=synthetic,criteo
-  python -m benchmarks.serving --models=dcn_v2 --data_setups=synthetic --epochs=1
-  python -m benchmarks.serving --render_only --results=runs/benchmarks
+  bazel run //benchmarks:serving -- --serving_models=dcn_v2,deepfm,dcn_mix \
+      --data_setups=synthetic,criteo
+  python -m benchmarks.serving --serving_models=dcn_v2 --data_setups=synthetic --epochs=1
+  python -m benchmarks.serving --serving_render_only --results=runs/benchmarks
 
 For every data setup and model, three models are trained (in temporary run
 directories, removed at the end): the experiment as configured (float32), the
@@ -73,18 +74,17 @@ DATA_SETUPS = ("synthetic", "criteo")
 
 FLAGS = flags.FLAGS
 flags.adopt_module_key_flags(common_flags)
-if "models" not in FLAGS:  # benchmarks.throughput has one too (tests import both)
-  flags.DEFINE_list("models", ["dcn_v2", "deepfm", "dcn_mix"], "Models to benchmark.")
+flags.DEFINE_list("serving_models", ["dcn_v2", "deepfm", "dcn_mix"], "Models to benchmark.")
 flags.DEFINE_list("data_setups", list(DATA_SETUPS), "Data setups: synthetic, criteo (the sample).")
 flags.DEFINE_integer("epochs", 1, "Training epochs of every model.")
-flags.DEFINE_float("group_lasso", 3e-3, "Group-lasso strength of the pruned model's FTRL.")
+flags.DEFINE_float("group_lasso", 1e-3, "Group-lasso strength of the pruned model's FTRL.")
 flags.DEFINE_float("group_lasso_learning_rate", 0.05, "Its FTRL learning rate.")
 flags.DEFINE_integer("calls_batch1", 400, "Timed calls per variant at batch 1.")
 flags.DEFINE_integer("calls_batch256", 40, "Timed calls per variant at batch 256.")
 flags.DEFINE_integer("bootstrap", 200, "Bootstrap resamples for the AUC difference's std.")
 flags.DEFINE_bool("predict_rate", True, "Measure predict vs evaluate on the synthetic file.")
-if "render_only" not in FLAGS:  # benchmarks.auc has one too
-  flags.DEFINE_bool("render_only", False, "Only render tables from the records in --results.")
+flags.DEFINE_bool("serving_render_only", False,
+                  "Only render the table from the records in --results.")
 
 
 def experiment(model: str, setup: str, epochs: int, **overrides):
@@ -286,7 +286,8 @@ def render(records_list: list) -> str:
   for key in sorted(latest, key=lambda k: (k[0], k[1], order.get(k[2], 99))):
     r = latest[key]
     l1, l256 = r["latency"]["1"], r["latency"]["256"]
-    delta = "—" if r["variant"] == "float32" else f"{r['auc_delta']:+.4f} ± {r['auc_delta_std']:.4f}"
+    delta = ("—" if r["variant"] == "float32"
+             else f"{r['auc_delta']:+.4f} ± {r['auc_delta_std']:.4f}")
     dll = "—" if r["variant"] == "float32" else f"{r['logloss_delta']:+.4f}"
     lines.append(
         f"| {r['data']} | {r['model']} | {r['variant']} | {_mb(r['saved_model_bytes'])} | "
@@ -296,8 +297,8 @@ def render(records_list: list) -> str:
   any_r = next(iter(latest.values()))
   text = [f"Measured {any_r['time']} on {any_r['machine']} (git {any_r['git_revision']}); "
           f"{any_r['epochs']} epoch(s) per model; ΔAUC against the float32 export on the same "
-          f"test rows, ± the std of that difference over {FLAGS.bootstrap if FLAGS.is_parsed() else 200} "
-          "bootstrap resamples; latency of serve_tsv_labeled on raw lines, one thread.", "",
+          "test rows, ± the std of that difference over bootstrap resamples of those rows; "
+          "latency of serve_tsv_labeled on raw lines, one thread.", "",
           "\n".join(lines)]
   rates = [r for r in records_list if r.get("benchmark") == "serving_predict_rate"]
   if rates:
@@ -316,7 +317,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   results = records.results_dir(FLAGS.results)
   path = os.path.join(results, RECORDS_FILE)
-  if not FLAGS.render_only:
+  if not FLAGS.serving_render_only:
     bad = [s for s in FLAGS.data_setups if s not in DATA_SETUPS]
     if bad:
       print(f"error: --data_setups {bad}: each must be one of {list(DATA_SETUPS)}", file=sys.stderr)
@@ -333,9 +334,10 @@ def main(argv):
     new = []
     try:
       for setup in FLAGS.data_setups:
-        for model in FLAGS.models:
+        for model in FLAGS.serving_models:
           new.extend(benchmark_model(model, setup, work, log))
-      if FLAGS.predict_rate and "synthetic" in FLAGS.data_setups and "dcn_v2" in FLAGS.models:
+      if (FLAGS.predict_rate and "synthetic" in FLAGS.data_setups
+          and "dcn_v2" in FLAGS.serving_models):
         new.append(predict_rate(work, log))
     finally:
       shutil.rmtree(work, ignore_errors=True)

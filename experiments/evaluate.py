@@ -45,7 +45,7 @@ from ctr_zoo import datasets
 from ctr_zoo import training
 from ctr_zoo.datasets import input_pipeline
 from ctr_zoo.datasets import readers
-from experiments import common_flags  # noqa: F401  (--data, --model_dir, --export_dir, --on_bad_rows)
+from experiments import common_flags  # noqa: F401  (--data, --model_dir, --export_dir, ...)
 from experiments import configs
 from experiments import data as data_lib
 from experiments import run_dir

@@ -54,7 +54,7 @@ import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
 from ctr_zoo import datasets
 from ctr_zoo.datasets import readers
 from ctr_zoo.feature_columns import spec as spec_lib
-from experiments import common_flags  # noqa: F401  (--data, --model_dir, --export_dir, --output, ...)
+from experiments import common_flags  # noqa: F401  (--data, --export_dir, --output, ...)
 from experiments import data as data_lib
 from experiments import progress as progress_lib
 from experiments import scorers

@@ -86,8 +86,8 @@ class RunScorer:
   def __init__(self, model_dir: str):
     _, self.spec, self._model, _ = restore_run(model_dir)
     model = self._model
-    self._fn = tf.function(lambda f: tf.reshape(model(f, training=False), [-1])).get_concrete_function(
-        self.spec.tensor_specs())
+    predict_fn = tf.function(lambda f: tf.reshape(model(f, training=False), [-1]))
+    self._fn = predict_fn.get_concrete_function(self.spec.tensor_specs())
 
   def __call__(self, table: pa.Table) -> np.ndarray:
     features, _ = encoding.encode_table(table, self.spec, with_label=False)

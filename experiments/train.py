@@ -22,7 +22,7 @@ import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
 
 from ctr_zoo import datasets
 from ctr_zoo import training
-from experiments import common_flags  # noqa: F401  (--data, --model_dir, --progress, --quantize, ...)
+from experiments import common_flags  # noqa: F401  (--data, --model_dir, --quantize, ...)
 from experiments import configs
 from experiments import paths
 from experiments import run_dir

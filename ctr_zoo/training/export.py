@@ -329,7 +329,8 @@ class LayerTables(tf.Module):
     pos = tf.concat(flat, axis=0)  # (N,)
     rows = tf.gather(self.rows, pos)  # (N, d)
     if self.storage == "int8":
-      lut = tf.repeat(tf.constant([256 * table_index[t] for t in tables], tf.int32), tf.stack(sizes))
+      lut = tf.repeat(tf.constant([256 * table_index[t] for t in tables], tf.int32),
+                      tf.stack(sizes))  # (N,)
       scales = tf.gather(self._scales(), tf.cast(tf.gather(self.codes, pos), tf.int32) + lut)
       rows = tf.cast(rows, tf.float32) * tf.expand_dims(scales, -1)
     else:
@@ -850,7 +851,8 @@ def export_saved_model(model: tf.keras.Model, spec: spec_lib.FeatureSpec, path: 
     info["pruning"] = report
   logging.info("export %s (quantize=%s, prune_zero_rows=%s): %d of %d tables replaced, table "
                "bytes %d -> %d, SavedModel %d bytes", path, quantize, prune_zero_rows,
-               len(tables) + len(layer_refs), len(report), float32_tables, info["table_bytes"]["exported"],
+               len(tables) + len(layer_refs), len(report), float32_tables,
+               info["table_bytes"]["exported"],
                info["saved_model_bytes"])
   return info
 

@@ -68,7 +68,8 @@ def dense_kernel_groups(model) -> Dict[str, list]:
   kernels = [v for v in model.variables if v.ref() not in tables and v.shape.rank is not None
              and v.shape.rank >= 2 and v.dtype.base_dtype.name == "float32"]
   groups = {}
-  slots = export._variable_slots(model, {v.ref() for v in kernels})  # pylint: disable=protected-access
+  refs = {v.ref() for v in kernels}
+  slots = export._variable_slots(model, refs)  # pylint: disable=protected-access
   owner_of = {}
   for owner, _, _, v in slots:
     owner_of.setdefault(v.ref(), getattr(owner, "name", type(owner).__name__))
