@@ -294,9 +294,14 @@ def render(records_list: list) -> str:
         f"{_mb(r['table_bytes'])} ({r['table_ratio']:.3f}x) | {r['test_auc']:.4f} | {delta} | "
         f"{r['test_logloss']:.4f} | {dll} | {l1['p50_ms']:.2f} / {l1['p99_ms']:.2f} | "
         f"{l256['p50_ms']:.1f} / {l256['p99_ms']:.1f} |")
-  any_r = next(iter(latest.values()))
-  text = [f"Measured {any_r['time']} on {any_r['machine']} (git {any_r['git_revision']}); "
-          f"{any_r['epochs']} epoch(s) per model; ΔAUC against the float32 export on the same "
+  shown = list(latest.values())
+  times = sorted({r["time"] for r in shown})
+  revisions = ", ".join(sorted({r["git_revision"] for r in shown}))
+  machines = "; ".join(sorted({r["machine"] for r in shown}))
+  when = times[0] if len(times) == 1 else f"{times[0]} to {times[-1]}"
+  epochs = "/".join(str(e) for e in sorted({r["epochs"] for r in shown}))
+  text = [f"Measured {when} on {machines} (git {revisions}); "
+          f"{epochs} epoch(s) per model; ΔAUC against the float32 export on the same "
           "test rows, ± the std of that difference over bootstrap resamples of those rows; "
           "latency of serve_tsv_labeled on raw lines, one thread.", "",
           "\n".join(lines)]

@@ -163,8 +163,9 @@ class ExportQuantizedTest(testing.TestCase):
         gap = np.max(np.abs(np.array(result["tsv"]) - float32))
         self.assertLess(gap, export.QUANTIZED_TOLERANCE[mode], f"{name} {mode}")
         self.assertGreater(gap, 0.0, f"{name} {mode}: the weights really are quantized")
-      # Sizes: int8 tables are V d + V + 4 bytes, float16 tables 2 V d.
-      for mode, per_table in (("int8", lambda r, d: r * d + r + 4), ("float16", lambda r, d: 2 * r * d)):
+      # Sizes: int8 tables are V d + V + 4 bytes (V + 1 + 4 at width 1), float16 tables 2 V d.
+      for mode, per_table in (("int8", lambda r, d: r * d + (r if d > 1 else 1) + 4),
+                              ("float16", lambda r, d: 2 * r * d)):
         report = infos[mode]["tables"]
         for table, entry in report.items():
           self.assertEqual(entry["storage"], mode, table)
@@ -195,13 +196,17 @@ class ExportQuantizedTest(testing.TestCase):
     for e in pruned:
       self.assertEqual(e["storage"], "int8")
       kept = e["rows"] - e["zero_rows"]
-      self.assertEqual(e["exported_bytes"], (kept + 1) * (e["dim"] + 1 + 8) + 4)
+      codes = kept + 1 if e["dim"] > 1 else 1
+      self.assertEqual(e["exported_bytes"], (kept + 1) * (e["dim"] + 8) + codes + 4)
     self.assertLess(both["table_bytes"]["exported"], int8["table_bytes"]["exported"])
     for name, entry in mixed["tables"].items():
       self.assertEqual(entry["storage"], "int8" if name in chosen else "float32", name)
     lines = [line.rstrip("\n") for line in open(test_path)]
     got = {info["path"]: tf.saved_model.load(info["path"]).signatures["serve_tsv_labeled"](
         lines=tf.constant(lines))["probability"].numpy() for info in (int8, both, mixed)}
+    # Per-field layers (width 16, and the width-1 wide part) served from one storage each.
+    self.assertAllClose(got[int8["path"]], simulated_predictions(model, features, "int8"),
+                        rtol=0, atol=1e-5)
     # Zero rows quantize to zero and the other rows' codes do not depend on them.
     self.assertAllClose(got[both["path"]], got[int8["path"]], rtol=0, atol=1e-6)
     expected = simulated_predictions(model, features, "int8", only_tables=set(chosen))
@@ -226,6 +231,18 @@ class ExportQuantizedTest(testing.TestCase):
     for f in ("a", "b"):
       step = np.abs(expected[f].numpy()).max() / 127
       self.assertAllClose(got[f], expected[f], rtol=0, atol=step)
+    # Sequences (B, T) and width-1 tables: the stored values, exactly.
+    for dim in (8, 1):
+      emb = embedding_lib.FeatureEmbedding([("a", 300, dim), ("b", 500, dim)],
+                                           feature_to_table={"hist": "b"})
+      ids = {"a": tf.constant([1, 2]), "b": tf.constant([3, 4]),
+             "hist": tf.constant([[5, 0, 7], [499, 3, 3]])}
+      emb(ids)
+      tables = {n: quantize.quantized_values(v.numpy(), "int8")
+                for n, v in zip(("a", "b"), emb.table_variables)}
+      got = export.LayerTables(emb, "int8").lookup(ids)
+      for f, t in (("a", "a"), ("b", "b"), ("hist", "b")):
+        self.assertAllClose(got[f], tables[t][ids[f].numpy()], rtol=1e-6, atol=0, msg=f"{dim} {f}")
 
   def _assert_gathered_only(self, fn, variables):
     handles = {}

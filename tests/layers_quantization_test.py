@@ -90,6 +90,19 @@ class QuantizeRowsTest(testing.TestCase):
     with self.assertRaisesRegex(ValueError, r"needs a \(V, d\) table, got shape \(3,\)"):
       quantization.quantize_rows(np.ones(3))
 
+  def test_width_one_tables_share_one_scale(self):
+    table = sample_table(self.rng, rows=40, dim=1)
+    got = quantization.quantize_table(table)
+    self.assertEqual(got.codes.shape, (1,))
+    self.assertEqual(got.nbytes, 40 + 1 + 4)
+    q, steps, dequantized = numpy_quantize(table.T)  # the column as one row
+    self.assertAllEqual(got.values, q.T)
+    self.assertAllClose(quantization.dequantize_rows(got), dequantized.T, rtol=1e-6, atol=1e-30)
+    error = np.abs(quantization.dequantize_rows(got) - table)
+    self.assertTrue(np.all(error <= np.abs(table).max() / 254 * (1 + 1e-5)))
+    wide = quantization.quantize_table(sample_table(self.rng, rows=40, dim=3))
+    self.assertEqual(wide.codes.shape, (40,))  # wider tables: a code per row
+
   def test_graph_dequantize_equals_numpy(self):
     table = sample_table(self.rng, rows=50, dim=5)
     got = quantization.quantize_rows(table)

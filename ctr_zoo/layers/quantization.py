@@ -22,6 +22,10 @@ near zero, and a zero point would cost another byte per row. Rows much
 smaller than the largest (m_r < 2^-16 of it, code 255) keep the coarsest
 step of the grid; their values are tiny, and the half-step bound still holds.
 
+A table of width 1 (a weight per id, e.g. the wide part's) is stored as ONE
+row of V values (`quantize_table`): one code for the table, 1 byte per id
+instead of 2, every value within half the table's step (max_r |E_r| / 254).
+
 A lookup gathers the int8 rows and the codes of the ids it reads and
 dequantizes only those rows (`dequantize_gathered`); the whole table is
 never dequantized.
@@ -56,7 +60,8 @@ NUM_CODES = 256  # uint8 codes
 class QuantizedRows(NamedTuple):
   """A table in per-row int8 storage (see the module docstring).
 
-  values: np.int8 (V, d). codes: np.uint8 (V,). base: np.float32 scalar A.
+  values: np.int8 (V, d). codes: np.uint8 (V,), one per row, or (1,), one for the
+  whole table (`quantize_table` of a width-1 table). base: np.float32 scalar A.
   """
   values: np.ndarray
   codes: np.ndarray
@@ -97,6 +102,16 @@ def quantize_rows(table) -> QuantizedRows:
     scales = code_scales(codes, base)
   q = np.clip(np.round(x / scales[:, None]), -QMAX, QMAX).astype(np.int8)
   return QuantizedRows(q, codes, base)
+
+
+def quantize_table(table) -> QuantizedRows:
+  """The export's int8 storage of a (V, d) table: per row, or, for d = 1 (and V > 1),
+  the V values quantized as one row (one code for the table)."""
+  x = np.asarray(table, np.float32)
+  if x.ndim == 2 and x.shape[1] == 1 and x.shape[0] > 1:
+    one = quantize_rows(x.T)  # (1, V)
+    return QuantizedRows(np.ascontiguousarray(one.values.T), one.codes, one.base)
+  return quantize_rows(x)
 
 
 def dequantize_rows(rows: QuantizedRows) -> np.ndarray:

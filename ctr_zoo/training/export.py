@@ -120,7 +120,8 @@ class ServingTable(tf.Module):
   Storage of the rows R (`storage`):
     "float32": R as is; "float16": R rounded to float16, read as float32;
     "int8": per-row int8 values, a uint8 scale code per row and a float32
-    base (`ctr_zoo.layers.quantization`), dequantized row by row at lookup.
+    base (`ctr_zoo.layers.quantization`), dequantized row by row at lookup;
+    a table of width 1 has one code for all its values (`quantize_table`).
 
   Pruned (`prune=True`), only the k non-zero rows are kept, plus one zero row,
   with their ids in ascending order (an int64 sentinel last):
@@ -159,7 +160,8 @@ class ServingTable(tf.Module):
       self.num_kept = self.num_rows
       rows = values  # (V, d)
     if self.storage == "int8":
-      quantized = quantization.quantize_rows(rows)
+      quantized = quantization.quantize_table(rows)
+      self.per_table = quantized.codes.shape[0] == 1
       self.rows = tf.Variable(quantized.values, trainable=False, name="rows")  # int8 (R, d)
       self.codes = tf.Variable(quantized.codes, trainable=False, name="codes")  # uint8 (R,)
       self.base = tf.Variable(quantized.base, trainable=False, name="base")  # float32 ()
@@ -184,6 +186,9 @@ class ServingTable(tf.Module):
   def read_rows(self, flat: tf.Tensor) -> tf.Tensor:
     """Row positions (N,) int64 in the stored rows -> float32 rows (N, d)."""
     rows = tf.gather(self.rows, flat)  # (N, d)
+    if self.storage == "int8" and self.per_table:
+      scale = tf.gather(quantization.scale_table(self.base), tf.cast(self.codes[0], tf.int32))
+      return tf.cast(rows, tf.float32) * scale
     if self.storage == "int8":
       return quantization.dequantize_gathered(rows, tf.gather(self.codes, flat),
                                               quantization.scale_table(self.base))
@@ -257,8 +262,9 @@ class LayerTables(tf.Module):
     rows = stored[ids_f + o_t(f)]   (B, n, d) for (B,) ids, stacked
 
   then converted to float32 (int8: times the row's scale A_t 2^(-c / 16),
-  looked up in a (T * 256,) scale table). The numbers are those of the
-  per-table `ServingTable`s; only the number of ops per lookup differs.
+  looked up in a (T * 256,) scale table; tables of width 1 have one code
+  each). The numbers are those of the per-table `ServingTable`s; only the
+  number of ops per lookup differs.
 
   Args:
     layer: FeatureEmbedding. Built, per-field (`fused=False`).
@@ -284,11 +290,12 @@ class LayerTables(tf.Module):
     values = [v.numpy().astype(np.float32) for v in layer.table_variables]
     self.table_bytes = {}
     if self.storage == "int8":
-      quantized = [quantization.quantize_rows(x) for x in values]
+      quantized = [quantization.quantize_table(x) for x in values]
+      self.per_table = self.dim == 1  # then every table has one code
       self.rows = tf.Variable(np.concatenate([q.values for q in quantized]), trainable=False,
                               name="rows")  # int8 (sum V_t, d)
       self.codes = tf.Variable(np.concatenate([q.codes for q in quantized]), trainable=False,
-                               name="codes")  # uint8 (sum V_t,)
+                               name="codes")  # uint8 (sum V_t,), or (T,) per table
       self.bases = tf.Variable(np.array([q.base for q in quantized], np.float32), trainable=False,
                                name="bases")  # float32 (T,)
       for v, q in zip(layer.table_variables, quantized):
@@ -319,7 +326,9 @@ class LayerTables(tf.Module):
       rows = tf.gather(self.rows, pos)  # (B, n, d)
       if self.storage == "int8":
         lut = tf.constant([[256 * table_index[t] for t in tables]], tf.int32)  # (1, n)
-        scales = tf.gather(self._scales(), tf.cast(tf.gather(self.codes, pos), tf.int32) + lut)
+        codes = tf.gather(self.codes, tf.constant([[table_index[t] for t in tables]])
+                          if self.per_table else pos)  # (1, n) or (B, n)
+        scales = tf.gather(self._scales(), tf.cast(codes, tf.int32) + lut)
         rows = tf.cast(rows, tf.float32) * tf.expand_dims(scales, -1)  # (B, n, d)
       else:
         rows = tf.cast(rows, tf.float32)
@@ -329,9 +338,10 @@ class LayerTables(tf.Module):
     pos = tf.concat(flat, axis=0)  # (N,)
     rows = tf.gather(self.rows, pos)  # (N, d)
     if self.storage == "int8":
-      lut = tf.repeat(tf.constant([256 * table_index[t] for t in tables], tf.int32),
-                      tf.stack(sizes))  # (N,)
-      scales = tf.gather(self._scales(), tf.cast(tf.gather(self.codes, pos), tf.int32) + lut)
+      index = tf.repeat(tf.constant([table_index[t] for t in tables], tf.int32),
+                        tf.stack(sizes))  # (N,) the table of each position
+      codes = tf.gather(self.codes, index if self.per_table else pos)
+      scales = tf.gather(self._scales(), tf.cast(codes, tf.int32) + 256 * index)
       rows = tf.cast(rows, tf.float32) * tf.expand_dims(scales, -1)
     else:
       rows = tf.cast(rows, tf.float32)

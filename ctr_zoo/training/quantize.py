@@ -42,7 +42,7 @@ def quantized_values(values: np.ndarray, mode: str) -> np.ndarray:
   """The float32 values the serving export computes with for weights stored as `mode`."""
   values = np.asarray(values, np.float32)
   if mode == "int8":
-    return quantization.dequantize_rows(quantization.quantize_rows(values))
+    return quantization.dequantize_rows(quantization.quantize_table(values))
   if mode == "float16":
     return values.astype(np.float16).astype(np.float32)
   raise ValueError(f"mode must be one of {TABLE_MODES}, got {mode!r}")
