@@ -41,6 +41,7 @@ there); the markdown table is rendered from ALL records of that file into
 """
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -297,7 +298,12 @@ def render(records_list: list) -> str:
   shown = list(latest.values())
   times = sorted({r["time"] for r in shown})
   revisions = ", ".join(sorted({r["git_revision"] for r in shown}))
-  machines = "; ".join(sorted({r["machine"] for r in shown}))
+  machines = "; ".join(sorted({r["machine"].split("; load average")[0] for r in shown}))
+  loads = sorted(float(m.group(1)) for m in (re.search(r"load average at start ([\d.]+)",
+                                                       r["machine"]) for r in shown) if m)
+  if loads:
+    machines += (f" (shared; load average {loads[0]:.1f}" +
+                 (f" to {loads[-1]:.1f})" if loads[-1] != loads[0] else ")"))
   when = times[0] if len(times) == 1 else f"{times[0]} to {times[-1]}"
   epochs = "/".join(str(e) for e in sorted({r["epochs"] for r in shown}))
   text = [f"Measured {when} on {machines} (git {revisions}); "
