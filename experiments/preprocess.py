@@ -32,13 +32,12 @@ from ctr_zoo import datasets
 from ctr_zoo.datasets import readers
 from ctr_zoo.feature_columns import integers
 from ctr_zoo.feature_columns import spec as spec_lib
-from experiments import common_flags  # noqa: F401  (--spec)
+from experiments import common_flags  # noqa: F401  (--spec, --output, --on_bad_rows)
 from experiments import data as data_lib
 from experiments import progress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "Raw file(s): path, glob, comma list, or synthetic:<rows>.")
-flags.DEFINE_string("output", None, "Output directory.")
 flags.DEFINE_integer("min_count", 1, "Vocabulary min count (built-in specs and schema files).")
 flags.DEFINE_enum("dense_transform", "log1p", list(spec_lib.DENSE_TRANSFORMS),
                   "Transform of integer fields when --integer_encoding is empty.")
@@ -49,7 +48,6 @@ flags.DEFINE_string("split", "random:0.8,0.1,0.1",
                     "'random:a,b,c', 'random:a,b', 'random:train=a,test=b', 'files:N', "
                     "'kfold:K,F[,V]' or 'none'.")
 flags.DEFINE_integer("seed", 0, "Split seed (and synthetic data seed).")
-flags.DEFINE_enum("on_bad_rows", "error", ["error", "skip"], "Bad-row policy.")
 flags.DEFINE_enum("format", "auto", list(readers.FILE_FORMATS), "Input format.")
 flags.DEFINE_string("field_map", "", "libFM: a '<feature id> <field>' file (default: fields "
                     "by position in the line).")

@@ -35,7 +35,7 @@ def resolve_config(experiment: str, params_override: str = "", data: str = "",
 
 
 def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True,
-        callbacks=(), progress: bool = False):
+        callbacks=(), progress: bool = False, quantize=None):
   """Trains and evaluates `cfg` in `model_dir`; returns the metrics dict.
 
   Args:
@@ -45,6 +45,8 @@ def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True,
     export: bool. Write the raw-feature SavedModel. Defaults to True.
     callbacks: extra training.Callback objects. Defaults to ().
     progress: bool. Add the progress bar. Defaults to False.
+    quantize: None, "float16" or "int8". Storage of the exported weights
+      (`training.export_saved_model`). Defaults to None (float32).
   """
   # data.fingerprint: the run's data is part of its identity (checked before anything is written).
   cfg = data_lib.with_fingerprint(resolve_lib.resolve(cfg))
@@ -79,7 +81,8 @@ def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True,
       result["calibration"] = training.calibration(labels, preds)
   if export:
     export_dir = os.path.join(model_dir, run_dir.EXPORT_DIR)
-    result["export"] = training.export_saved_model(model, prepared.spec, export_dir)
+    result["export"] = training.export_saved_model(model, prepared.spec, export_dir,
+                                                   quantize=quantize)
   run_dir.write_json(os.path.join(model_dir, run_dir.METRICS_FILE), result)
   logging.info("metrics: %s", result)
   return result

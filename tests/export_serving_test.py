@@ -34,7 +34,7 @@ lines = [l.rstrip("\n") for l in open(lines_file)]
 loaded = tf.saved_model.load(path)
 layout, label, inputs = json.loads(sys.argv[4])
 res = {}
-res["tsv"] = loaded.signatures["serve_tsv"](lines=tf.constant(lines))["probability"].numpy().tolist()
+res["tsv"] = loaded.signatures["serve_tsv_labeled"](lines=tf.constant(lines))["probability"].numpy().tolist()
 at = layout.index(label)
 no_label = ["\t".join(p[:at] + p[at + 1:]) for p in (l.split("\t") for l in lines)]
 res["tsv_no_label"] = loaded.signatures["serve_tsv"](lines=tf.constant(no_label))["probability"].numpy().tolist()
@@ -141,7 +141,8 @@ class ExportServingTest(testing.TestCase):
 
     export_dir = os.path.join(directory, "serving")
     info = export.export_saved_model(model, spec, export_dir)
-    self.assertEqual(info["signatures"], ["preprocess", "serve_tsv", "serving_default"])
+    self.assertEqual(info["signatures"], ["preprocess", "serve_tsv", "serve_tsv_labeled", "serve_typed",
+                                          "serving_default"])
     self.assertEqual(spec_lib.FeatureSpec.load(os.path.join(export_dir, "assets", "spec.json")), spec)
 
     loader = os.path.join(directory, "loader.py")

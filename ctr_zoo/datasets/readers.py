@@ -133,18 +133,26 @@ class ReadSummary:
     skipped_by_reason: dict. Skips per reason ("field count", "I3: ...", ...).
     examples: list of str. The first bad rows, with file, line and field.
     files: list of str. Files read, in order.
+    skipped_rows: list or None. When a list (``ReadSummary(skipped_rows=[])``),
+      every skipped row is appended as (file_index, row, reason), row being
+      its 0-based position among ALL the data rows of its file (header
+      excluded), so a caller can place it among the rows read.
   """
   rows_read: int = 0
   rows_skipped: int = 0
   skipped_by_reason: dict = dataclasses.field(default_factory=dict)
   examples: list = dataclasses.field(default_factory=list)
   files: list = dataclasses.field(default_factory=list)
+  skipped_rows: Optional[list] = None
 
-  def add_skip(self, reason: str, example: str, count: int = 1) -> None:
+  def add_skip(self, reason: str, example: str, count: int = 1, rows=(),
+               file_index: int = 0) -> None:
     self.rows_skipped += count
     self.skipped_by_reason[reason] = self.skipped_by_reason.get(reason, 0) + count
     if len(self.examples) < MAX_EXAMPLES:
       self.examples.append(example)
+    if self.skipped_rows is not None:
+      self.skipped_rows.extend((file_index, int(r), reason) for r in rows)
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
@@ -227,7 +235,8 @@ def detect_format(path: str) -> str:
 def read_batches(source: Any, spec: spec_lib.FeatureSpec, *, on_bad_rows: str = "error",
                  file_format: str = "auto", block_size: int = DEFAULT_BLOCK_SIZE,
                  batch_rows: int = DEFAULT_BATCH_ROWS, summary: Optional[ReadSummary] = None,
-                 progress=None, field_map=None) -> Iterator[RawBatch]:
+                 progress=None, field_map=None, with_label: bool = True,
+                 extra_columns: Sequence[str] = ()) -> Iterator[RawBatch]:
   """Streams validated raw record batches from every file of `source`.
 
   Args:
@@ -243,6 +252,14 @@ def read_batches(source: Any, spec: spec_lib.FeatureSpec, *, on_bad_rows: str = 
     progress: callable(path, bytes_done, bytes_total) or None, called per batch.
     field_map: libFM only: a path (see `load_field_map`) or a dict feature id
       -> field name; None = fields by position in the line. Defaults to None.
+    with_label: bool. The files hold the label column. False reads
+      feature-only rows (a headerless TSV then has the spec's columns without
+      the label; a CSV / Parquet label column is not read) and the batches
+      have no label column. libFM / libFFM lines always start with a label.
+      Defaults to True.
+    extra_columns: column names of a CSV / Parquet / DataFrame source that
+      are not in the spec, returned as strings beside the spec's columns,
+      unvalidated (e.g. an id to pass through). Defaults to ().
 
   Yields:
     RawBatch, in file order then row order.
@@ -253,23 +270,50 @@ def read_batches(source: Any, spec: spec_lib.FeatureSpec, *, on_bad_rows: str = 
   checks.choice(on_bad_rows, "on_bad_rows", BAD_ROW_POLICIES)
   checks.choice(file_format, "file_format", FILE_FORMATS)
   summary = summary if summary is not None else ReadSummary()
+  layout = _Layout(with_label, tuple(extra_columns))
   for file_index, item in enumerate(expand_source(source)):
     if isinstance(item, str):
       summary.files.append(item)
       fmt = detect_format(item) if file_format == "auto" else file_format
       if fmt == "parquet":
-        gen = _read_parquet(item, file_index, spec, on_bad_rows, batch_rows, summary, progress)
+        gen = _read_parquet(item, file_index, spec, on_bad_rows, batch_rows, summary, progress,
+                            layout)
       elif fmt in ("libfm", "libffm"):
+        if not with_label or extra_columns:
+          raise DataError(f"{item}: {fmt} lines always start with a label and have no named "
+                          "columns (read them with the label; no extra columns)", path=item)
         gen = _read_libfm(item, file_index, spec, fmt, on_bad_rows, block_size, summary, progress,
                           field_map)
       else:
-        gen = _read_text(item, file_index, spec, fmt, on_bad_rows, block_size, summary, progress)
+        gen = _read_text(item, file_index, spec, fmt, on_bad_rows, block_size, summary, progress,
+                         layout)
     else:
       summary.files.append("<DataFrame>")
-      gen = _read_memory(item, file_index, spec, on_bad_rows, batch_rows, summary)
+      gen = _read_memory(item, file_index, spec, on_bad_rows, batch_rows, summary, layout)
     for batch in _coalesce(gen, batch_rows):
       summary.rows_read += batch.num_rows
       yield batch
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+  """Whether a read has the label column, and the extra columns it passes on."""
+  with_label: bool = True
+  extra: tuple = ()
+
+  def needed(self, spec: spec_lib.FeatureSpec) -> list:
+    """The spec columns a read validates: [label] + input columns (label only `with_label`)."""
+    return ([spec.label] if self.with_label else []) + list(spec.input_columns)
+
+
+def _with_extra(typed: pa.Table, raw: pa.Table, extra, keep) -> pa.Table:
+  """`typed` plus the `extra` columns of `raw` (as strings), filtered like the typed rows."""
+  for name in extra:
+    column = raw.column(name)
+    if keep is not None:
+      column = column.filter(pa.array(keep))
+    typed = typed.append_column(name, pc.cast(column, pa.string()))
+  return typed
 
 
 def _coalesce(batches: Iterator[RawBatch], min_rows: int) -> Iterator[RawBatch]:
@@ -459,9 +503,20 @@ def derive_tokens(arr: pa.Array, derive: str):
   return tokens, (bad if bad.any() else None)
 
 
+def _derived_only_columns(spec: spec_lib.FeatureSpec) -> list:
+  """Input columns that every feature reading them derives (e.g. Avazu's `hour`)."""
+  out = []
+  for column in spec.input_columns:
+    readers_of_column = [f for f in spec.features if f.raw_column == column]
+    if readers_of_column and all(getattr(f, "derive", None) for f in readers_of_column):
+      out.append(column)
+  return out
+
+
 def _validate(table: pa.Table, spec: spec_lib.FeatureSpec, on_bad_rows: str, where,
               summary: ReadSummary, path: str, empty_is_null: bool = False,
-              label_reason: str = LABEL_REASON) -> tuple:
+              label_reason: str = LABEL_REASON, with_label: bool = True, row_index=None,
+              file_index: int = 0) -> tuple:
   """Types every feature's column; drops or raises on bad rows.
 
   Args:
@@ -469,12 +524,19 @@ def _validate(table: pa.Table, spec: spec_lib.FeatureSpec, on_bad_rows: str, whe
     where: callable(row_index_in_batch) -> str location (e.g. "line 12").
     empty_is_null: bool. Empty strings are already null (text reader).
     label_reason: str. The message of a bad label.
+    with_label: bool. The table has the label column. Defaults to True.
+    row_index: callable(np.ndarray of rows in the batch) -> their 0-based
+      rows in the file, for `ReadSummary.skipped_rows`; None: the batch
+      rows themselves.
+    file_index: int. The file's index in the source list (for skipped_rows).
 
   Returns:
-    (typed table with the columns [label] + spec.feature_names, kept-row mask
-    or None). Bad values are reported under their raw column's name.
+    (typed table with the columns [label] + spec.feature_names, plus the raw
+    strings of columns read only through derivations (`_derived_only_columns`),
+    kept-row mask or None). Bad values are reported under their raw column's
+    name.
   """
-  outputs = [(spec.label, spec.label, "label", None)] + [
+  outputs = ([(spec.label, spec.label, "label", None)] if with_label else []) + [
       (f.name, f.raw_column, _kind_of(f), getattr(f, "derive", None)) for f in spec.features]
   columns = []
   bad_any = None
@@ -507,7 +569,14 @@ def _validate(table: pa.Table, spec: spec_lib.FeatureSpec, on_bad_rows: str, whe
                         path=path, line=_line_of(loc), field=source)
       reasons.append((source, reason, bad, arr))
       bad_any = bad if bad_any is None else (bad_any | bad)
-  typed_table = pa.Table.from_arrays(columns, names=[o[0] for o in outputs])
+  names = [o[0] for o in outputs]
+  for column in _derived_only_columns(spec):  # the raw value too, for re-serving the row
+    if column not in names:
+      col = table.column(column)
+      arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+      columns.append(_coerce_column(arr, "string", empty_is_null, label_reason)[0])
+      names.append(column)
+  typed_table = pa.Table.from_arrays(columns, names=names)
   if bad_any is None:
     return typed_table, None
   # count each bad row once, under its first bad field
@@ -516,9 +585,12 @@ def _validate(table: pa.Table, spec: spec_lib.FeatureSpec, on_bad_rows: str, whe
     new = bad & ~counted
     if new.any():
       row = int(np.argmax(new))
+      bad_rows = np.flatnonzero(new)
       summary.add_skip(f"{source}: {reason}",
                        f"{path}: {where(row)}, field {source!r}: {reason}, got "
-                       f"{arr[row].as_py()!r}", int(new.sum()))
+                       f"{arr[row].as_py()!r}", int(new.sum()),
+                       rows=row_index(bad_rows) if row_index is not None else bad_rows,
+                       file_index=file_index)
       counted |= new
   keep = ~bad_any
   return typed_table.filter(pa.array(keep)), keep
@@ -643,25 +715,30 @@ def _match_columns(available: Sequence[str], wanted: Sequence[str], path: str) -
   return out
 
 
-def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, progress):
-  needed = [spec.label] + spec.input_columns
+def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, progress, layout):
+  needed = layout.needed(spec)
   header = fmt == "csv"
   delimiter = "," if fmt == "csv" else "\t"
+  if layout.extra and not header:
+    raise DataError(f"{path}: a headerless file has no column names: columns "
+                    f"{list(layout.extra)} can only come from a CSV or Parquet file", path=path)
+  file_columns = [c for c in spec.raw_columns if layout.with_label or c != spec.label]
   if header:
     names = _header_names(path, delimiter)
-    colmap = _match_columns(names, needed, path)
+    colmap = _match_columns(names, needed + list(layout.extra), path)
     read_options = dict(skip_rows=0)
   else:
     colmap = {w: w for w in needed}
-    read_options = dict(column_names=list(spec.raw_columns))
+    read_options = dict(column_names=file_columns)
+  read_columns = needed + list(layout.extra)
   errors = _RowCountErrors()
   exact_lines = on_bad_rows == "skip"  # threaded parsing gives no line numbers
   ropts = pa_csv.ReadOptions(use_threads=not exact_lines, block_size=block_size, **read_options)
   popts = pa_csv.ParseOptions(delimiter=delimiter, quote_char='"' if header else False,
                               ignore_empty_lines=False, invalid_row_handler=errors)
   copts = pa_csv.ConvertOptions(
-      column_types={colmap[w]: pa.string() for w in needed},
-      include_columns=[colmap[w] for w in needed], strings_can_be_null=True,
+      column_types={colmap[w]: pa.string() for w in read_columns},
+      include_columns=[colmap[w] for w in read_columns], strings_can_be_null=True,
       null_values=[""], quoted_strings_can_be_null=True)
   watch = _ChangeWatch(path)
   raw, stream, size = _open_stream(path)
@@ -685,7 +762,7 @@ def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, pr
         return n_handled
       if on_bad_rows == "error":
         text = errors.texts[n_handled]
-        line = _locate_line(path, needed, colmap, delimiter, header, text, spec.raw_columns)
+        line = _locate_line(path, needed, colmap, delimiter, header, text, file_columns)
         raise DataError(
             f"{path}: line {line}, field count: expected {errors.expected} fields, got "
             f"{errors.actual[n_handled]} (text {text[:80]!r})",
@@ -693,7 +770,8 @@ def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, pr
       for i in range(n_handled, len(errors.numbers)):
         summary.add_skip("field count",
                          f"{path}: line {errors.numbers[i]}, field count: expected "
-                         f"{errors.expected} fields, got {errors.actual[i]}")
+                         f"{errors.expected} fields, got {errors.actual[i]}",
+                         rows=[errors.numbers[i] - 1 - offset_lines], file_index=file_index)
       return len(errors.numbers)
 
     while True:
@@ -722,9 +800,19 @@ def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, pr
           j = 0
         return f"line {k + 1 + j + offset_lines}"
 
-      # include_columns = the needed columns in that order; rename by position.
-      table = pa.Table.from_batches([batch]).rename_columns(list(needed))
-      typed, keep = _validate(table, spec, on_bad_rows, where, summary, path, empty_is_null=True)
+      def row_index(rows, keys=keys, skipped_lines=skipped_lines):
+        k = keys[rows]
+        if not len(skipped_lines):
+          return k
+        return k + np.searchsorted(skipped_lines - offset_lines - np.arange(len(skipped_lines)) - 1,
+                                   k, side="right")
+
+      # include_columns = the read columns in that order; rename by position.
+      table = pa.Table.from_batches([batch]).rename_columns(read_columns)
+      typed, keep = _validate(table, spec, on_bad_rows, where, summary, path, empty_is_null=True,
+                              with_label=layout.with_label, row_index=row_index,
+                              file_index=file_index)
+      typed = _with_extra(typed, table, layout.extra, keep)
       rows_seen += n
       if keep is not None:
         keys = keys[keep]
@@ -769,7 +857,7 @@ def _locate_line(path, needed, colmap, delimiter, header, text, raw_columns) -> 
 
 # --- parquet and in-memory ------------------------------------------------------
 
-def _read_parquet(path, file_index, spec, on_bad_rows, batch_rows, summary, progress):
+def _read_parquet(path, file_index, spec, on_bad_rows, batch_rows, summary, progress, layout):
   watch = _ChangeWatch(path)
   try:
     pf = pq.ParquetFile(path)
@@ -777,18 +865,21 @@ def _read_parquet(path, file_index, spec, on_bad_rows, batch_rows, summary, prog
     raise DataError(f"cannot read {path}: {e}", path=path) from e
   except pa.ArrowException as e:
     raise DataError(f"{path}: not a readable Parquet file: {e}", path=path) from e
-  needed = [spec.label] + spec.input_columns
-  colmap = _match_columns(pf.schema_arrow.names, needed, path)
+  read_columns = layout.needed(spec) + list(layout.extra)
+  colmap = _match_columns(pf.schema_arrow.names, read_columns, path)
   rows_seen = 0
   total = pf.metadata.num_rows
-  for b, batch in enumerate(pf.iter_batches(batch_size=batch_rows, columns=[colmap[w] for w in needed])):
+  for b, batch in enumerate(pf.iter_batches(batch_size=batch_rows,
+                                            columns=[colmap[w] for w in read_columns])):
     watch.check()
-    table = pa.Table.from_batches([batch]).rename_columns(list(needed))
+    table = pa.Table.from_batches([batch]).rename_columns(read_columns)
     n = table.num_rows
     keys = np.arange(rows_seen, rows_seen + n, dtype=np.int64)
     typed, keep = _validate(table, spec, on_bad_rows,
                             lambda r, b=b, s=rows_seen: f"record batch {b}, row {r} (file row {s + r})",
-                            summary, path)
+                            summary, path, with_label=layout.with_label,
+                            row_index=lambda rows, s=rows_seen: rows + s, file_index=file_index)
+    typed = _with_extra(typed, table, layout.extra, keep)
     rows_seen += n
     if keep is not None:
       keys = keys[keep]
@@ -801,7 +892,7 @@ def _read_parquet(path, file_index, spec, on_bad_rows, batch_rows, summary, prog
     raise DataError(f"{path}: the file has no data rows", path=path)
 
 
-def _read_memory(item, file_index, spec, on_bad_rows, batch_rows, summary):
+def _read_memory(item, file_index, spec, on_bad_rows, batch_rows, summary, layout):
   if _is_dataframe(item):
     table = pa.Table.from_pandas(item, preserve_index=False)
   elif isinstance(item, pa.RecordBatch):
@@ -810,14 +901,16 @@ def _read_memory(item, file_index, spec, on_bad_rows, batch_rows, summary):
     table = item
   if table.num_rows == 0:
     raise DataError("<DataFrame>: the DataFrame is empty", path="<DataFrame>")
-  needed = [spec.label] + spec.input_columns
-  colmap = _match_columns(table.column_names, needed, "<DataFrame>")
-  table = table.select([colmap[w] for w in needed]).rename_columns(list(needed))
+  read_columns = layout.needed(spec) + list(layout.extra)
+  colmap = _match_columns(table.column_names, read_columns, "<DataFrame>")
+  table = table.select([colmap[w] for w in read_columns]).rename_columns(read_columns)
   for start in range(0, table.num_rows, batch_rows):
     part = table.slice(start, batch_rows)
     keys = np.arange(start, start + part.num_rows, dtype=np.int64)
     typed, keep = _validate(part, spec, on_bad_rows, lambda r, s=start: f"row {s + r}", summary,
-                            "<DataFrame>")
+                            "<DataFrame>", with_label=layout.with_label,
+                            row_index=lambda rows, s=start: rows + s, file_index=file_index)
+    typed = _with_extra(typed, part, layout.extra, keep)
     if keep is not None:
       keys = keys[keep]
     if typed.num_rows:
@@ -1067,12 +1160,13 @@ def _read_libfm(path, file_index, spec, fmt, on_bad_rows, block_size, summary, p
         for r in bad:
           summary.add_skip(f"{rows.field[r]}: {rows.reason[r]}",
                            f"{path}: line {line_numbers[r]}, field {rows.field[r]!r}: "
-                           f"{rows.reason[r]}")
+                           f"{rows.reason[r]}", rows=[keys[r]], file_index=file_index)
         keep = pa.array(~rows.bad)
         table, keys, line_numbers = table.filter(keep), keys[~rows.bad], line_numbers[~rows.bad]
       typed, keep = _validate(table, spec, on_bad_rows,
                               lambda r, ln=line_numbers: f"line {ln[r]}", summary, path,
-                              label_reason=_LIBFM_LABEL_REASON)
+                              label_reason=_LIBFM_LABEL_REASON,
+                              row_index=lambda rows, k=keys: k[rows], file_index=file_index)
       if keep is not None:
         keys = keys[keep]
       if progress is not None:
