@@ -12,6 +12,8 @@ and the README's marked blocks.
   `throughput-table` block (with the run's machine, date and revision).
 - Precision: auc_records.jsonl against auc_records_bf16.jsonl (the same
   experiments with model.precision=mixed_bfloat16) -> `precision-table`.
+- Serving: benchmarks/results/serving_records.jsonl (`benchmarks.serving`) ->
+  serving.md and the README's `serving-table` block (when the README has one).
 - Distributed training: the last record of benchmarks/results/distributed.jsonl
   -> the `distributed-table` block (when the README has one).
 
@@ -88,6 +90,14 @@ def main(argv):
   text = replace_block(text, "throughput-table", throughput_markdown(record))
   text = replace_block(text, "precision-table", precision_markdown(
       os.path.join(RESULTS, "auc_records.jsonl"), os.path.join(RESULTS, "auc_records_bf16.jsonl")))
+  from benchmarks import serving  # pylint: disable=g-import-not-at-top  (defines its own flags)
+  serving_records = os.path.join(RESULTS, serving.RECORDS_FILE)
+  if os.path.exists(serving_records):
+    table = serving.render(records.load_jsonl(serving_records))
+    with open(os.path.join(RESULTS, serving.TABLE_FILE), "w") as fh:
+      fh.write(table)
+    if "<!-- serving-table:begin -->" in text:
+      text = replace_block(text, "serving-table", table)
   distributed_records = os.path.join(RESULTS, "distributed.jsonl")
   if os.path.exists(distributed_records) and "<!-- distributed-table:begin -->" in text:
     from benchmarks import distributed  # pylint: disable=g-import-not-at-top

@@ -77,12 +77,13 @@ def _summary(role: str, fit: dict) -> str:
 
 
 def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True, callbacks=(),
-        progress: bool = False):
+        progress: bool = False, quantize=None):
   """This task's part of a distributed run of `cfg`; the chief returns the metrics dict.
 
   A worker or ps task of parameter-server training never returns (it serves
   until it is stopped). A synchronous worker that is not the chief returns
-  {"role", "train", "summary"}.
+  {"role", "train", "summary"}. The arguments are `experiments.runner.run`'s
+  (`quantize`: the export's weight storage, None, "float16" or "int8").
   """
   cfg = resolve_lib.resolve(cfg)
   tcfg = cfg.trainer
@@ -93,6 +94,9 @@ def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True, callb
     distributed.serve(cluster)
     return {"role": cluster.role, "summary": f"{cluster.role}: stopped serving"}
 
+  # data.fingerprint, as in the single-process runner: every task that reads the
+  # data records the same content fingerprint (part of params.json).
+  cfg = data_lib.with_fingerprint(cfg)
   chief = cluster.is_chief
   params = cfg.to_dict()
   if chief:
@@ -211,7 +215,8 @@ def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True, callb
   plain.save(result["portable"]["model_file"])
   if export:
     export_dir = os.path.join(model_dir, run_dir.EXPORT_DIR)
-    result["export"] = training.export_saved_model(plain, prepared.spec, export_dir)
+    result["export"] = training.export_saved_model(plain, prepared.spec, export_dir,
+                                                   quantize=quantize)
   run_dir.write_json(os.path.join(model_dir, run_dir.METRICS_FILE), result)
   logging.info("metrics: %s", result)
   if sync:

@@ -53,7 +53,7 @@ from typing import Dict, List, Optional
 from absl import app
 from absl import flags
 
-from experiments import common_flags  # noqa: F401  (--data, --model_dir, --params_override)
+from experiments import common_flags  # noqa: F401  (--data, --spec, --model_dir, --quantize, ...)
 from experiments import configs
 from experiments import paths
 # The task program: its flags --experiment, --overwrite and --export are the launcher's too,
@@ -344,6 +344,10 @@ def train_argv(model_dir: str, mode: str) -> List[str]:
           f"--export={str(FLAGS.export).lower()}"]
   if FLAGS.data:
     argv.append(f"--data={FLAGS.data}")
+  if FLAGS.spec:
+    argv.append(f"--spec={FLAGS.spec}")
+  if FLAGS.quantize != "none":
+    argv.append(f"--quantize={FLAGS.quantize}")
   return argv
 
 
@@ -352,7 +356,7 @@ def _prepare_data(mode: str) -> str:
   from experiments import data as data_lib  # pylint: disable=g-import-not-at-top
   from experiments import runner  # pylint: disable=g-import-not-at-top
   overrides = ",".join(x for x in (FLAGS.params_override, f"trainer.distribute={mode}") if x)
-  cfg = runner.resolve_config(FLAGS.experiment, overrides, FLAGS.data)
+  cfg = runner.resolve_config(FLAGS.experiment, overrides, FLAGS.data, FLAGS.spec)
   data_lib.prepare(cfg.data)
   return cfg.name
 

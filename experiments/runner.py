@@ -22,20 +22,20 @@ from experiments import run_dir
 from experiments import zoo
 
 
-def resolve_config(experiment: str, params_override: str = "",
-                   data: str = "") -> resolve_lib.ResolvedExperiment:
-  """The named config with overrides and --data applied, resolved and checked.
+def resolve_config(experiment: str, params_override: str = "", data: str = "",
+                   spec: str = "") -> resolve_lib.ResolvedExperiment:
+  """The named config with overrides, --data and --spec applied, resolved and checked.
 
   Raises:
     ConfigError: an unknown experiment, key or value (nothing is touched yet).
   """
   cfg = configs.get(experiment, configs.parse_overrides(params_override))
-  cfg.data = data_lib.with_data_flag(cfg.data, data)
+  cfg = data_lib.apply_data_flags(cfg, data, spec)
   return resolve_lib.resolve(cfg)
 
 
 def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True,
-        callbacks=(), progress: bool = False):
+        callbacks=(), progress: bool = False, quantize=None):
   """Trains and evaluates `cfg` in `model_dir`; returns the metrics dict.
 
   Args:
@@ -45,12 +45,16 @@ def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True,
     export: bool. Write the raw-feature SavedModel. Defaults to True.
     callbacks: extra training.Callback objects. Defaults to ().
     progress: bool. Add the progress bar. Defaults to False.
+    quantize: None, "float16" or "int8". Storage of the exported weights
+      (`training.export_saved_model`). Defaults to None (float32).
   """
   cfg = resolve_lib.resolve(cfg)
   if cfg.trainer.distribute != "none":  # a tf.distribute task: experiments/cluster_run.py
     from experiments import cluster_run  # pylint: disable=g-import-not-at-top
     return cluster_run.run(cfg, model_dir, overwrite=overwrite, export=export,
-                           callbacks=callbacks, progress=progress)
+                           callbacks=callbacks, progress=progress, quantize=quantize)
+  # data.fingerprint: the run's data is part of its identity (checked before anything is written).
+  cfg = data_lib.with_fingerprint(cfg)
   run_dir.prepare(model_dir, cfg.to_dict(), overwrite=overwrite)
   prepared = data_lib.prepare(cfg.data)
   prepared.spec.save(os.path.join(model_dir, run_dir.SPEC_FILE))
@@ -82,7 +86,8 @@ def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True,
       result["calibration"] = training.calibration(labels, preds)
   if export:
     export_dir = os.path.join(model_dir, run_dir.EXPORT_DIR)
-    result["export"] = training.export_saved_model(model, prepared.spec, export_dir)
+    result["export"] = training.export_saved_model(model, prepared.spec, export_dir,
+                                                   quantize=quantize)
   run_dir.write_json(os.path.join(model_dir, run_dir.METRICS_FILE), result)
   logging.info("metrics: %s", result)
   return result

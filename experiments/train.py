@@ -22,8 +22,9 @@ import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
 
 from ctr_zoo import datasets
 from ctr_zoo import training
+from ctr_zoo.feature_columns.spec import SpecError
 from ctr_zoo.training import distributed
-from experiments import common_flags  # noqa: F401  (--data, --model_dir, --params_override)
+from experiments import common_flags  # noqa: F401  (--data, --spec, --model_dir, --quantize, ...)
 from experiments import configs
 from experiments import paths
 from experiments import run_dir
@@ -35,7 +36,6 @@ flags.DEFINE_string("experiment", configs.DEFAULT_EXPERIMENT,
 flags.DEFINE_bool("list_experiments", False, "Print the named experiments and exit.")
 flags.DEFINE_bool("overwrite", False, "Delete a different experiment's run in --model_dir.")
 flags.DEFINE_bool("export", True, "Write the raw-feature SavedModel to model_dir/export.")
-flags.DEFINE_bool("progress", True, "Draw a progress bar on stderr.")
 
 
 def main(argv):
@@ -47,12 +47,13 @@ def main(argv):
       print(name)
     return 0
   try:
-    cfg = runner.resolve_config(FLAGS.experiment, FLAGS.params_override, FLAGS.data)
+    cfg = runner.resolve_config(FLAGS.experiment, FLAGS.params_override, FLAGS.data, FLAGS.spec)
     model_dir = FLAGS.model_dir or os.path.join(paths.runs_root(), cfg.name)
     result = runner.run(cfg, model_dir, overwrite=FLAGS.overwrite, export=FLAGS.export,
-                        progress=FLAGS.progress)
+                        progress=FLAGS.progress,
+                        quantize=None if FLAGS.quantize == "none" else FLAGS.quantize)
   except (configs.ConfigError, run_dir.ExperimentMismatchError, training.NonFiniteLossError,
-          datasets.DataError, FileNotFoundError,
+          datasets.DataError, FileNotFoundError, SpecError,
           distributed.ClusterError, distributed.ClusterFailureError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

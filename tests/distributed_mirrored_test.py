@@ -7,6 +7,11 @@ learning-rate rule from the same initial weights (the run's checkpoint 0):
 after N steps every variable and optimizer slot agrees within 1e-5. The
 config exercises both kinds of regularization (looked-up rows, cross kernels),
 gradient clipping after the all-reduce and the warm-up of the scaled rates.
+
+A mirrored run (one process, this machine's devices) leaves a run directory
+that the one-process tools read: its latest checkpoint restores into the
+model `experiments.scorers.restore_run` builds (evaluate, export), which
+predicts what the run reported, and its int8 export loads.
 """
 
 import json
@@ -26,6 +31,8 @@ from experiments import cluster_run
 from experiments import data as data_lib
 from experiments import resolve
 from experiments import run_dir
+from experiments import runner
+from experiments import scorers
 from experiments import zoo
 
 STEPS = 6
@@ -43,6 +50,31 @@ def _concat(a, b):
 
 
 class MultiWorkerMirroredTest(testing.TestCase):
+
+  def tearDown(self):
+    tf.keras.backend.experimental.disable_tf_random_generator()
+    super().tearDown()
+
+  def test_a_mirrored_run_directory_is_read_by_the_one_process_tools(self):
+    model_dir = os.path.join(self.make_temp_dir(), "run")
+    with mock.patch.dict(os.environ, {"CTR_ZOO_CACHE": self.make_temp_dir()}):
+      cfg = runner.resolve_config("dnn_synthetic", "data.synthetic_rows=2000,input.batch_size=128,"
+                                  "input.eval_batch_size=512,trainer.max_steps=4,"
+                                  "trainer.distribute=mirrored,data.hash_buckets=50")
+      self.assertGreater(cfg.model.params["tower"]["dropout"], 0)  # RNG state in one process
+      result = runner.run(cfg, model_dir, quantize="int8")
+      _, spec, model, trainer = scorers.restore_run(model_dir)
+      prepared = data_lib.prepare(cfg.data)
+      labels, preds = trainer.predict(prepared.dataset("test", 512))
+    self.assertEqual(result["distribute"]["mode"], "mirrored")
+    self.assertEqual(spec.to_json(), prepared.spec.to_json())
+    self.assertEqual(int(trainer.global_step), 4)
+    self.assertAllClose(training.evaluate_predictions(labels, preds)["auc"], result["test"]["auc"],
+                        atol=1e-6)
+    self.assertEqual(result["export"]["quantize"], "int8")
+    export = tf.saved_model.load(result["export"]["path"])
+    self.assertNotEmpty(list(export.signatures))
+    del model
 
   def test_two_workers_with_half_batches_match_one_process_with_the_full_batch(self):
     cache = self.make_temp_dir()

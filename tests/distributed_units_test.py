@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from unittest import mock
 
 import numpy as np
 import pyarrow as pa
@@ -19,8 +20,10 @@ from tests import training_fixtures
 import tensorflow as tf
 from tensorflow.python.distribute import sharded_variable  # pylint: disable=g-direct-tensorflow-import
 
+from ctr_zoo import datasets
 from ctr_zoo import models
 from ctr_zoo import optimizers
+from ctr_zoo.datasets import input_pipeline
 from ctr_zoo.feature_columns import spec as spec_lib
 from ctr_zoo.layers import embedding as embedding_lib
 from ctr_zoo.optimizers import sparse_rows
@@ -28,6 +31,7 @@ from ctr_zoo.training import TrainerConfig
 from ctr_zoo.training import distributed
 from ctr_zoo.training import worker_input
 from experiments import configs
+from experiments import data as data_lib
 from experiments import local_cluster
 from experiments import resolve
 
@@ -100,6 +104,38 @@ class WorkerInputTest(testing.TestCase):
       self.assertEqual((i1, s1, i2, label), (r * 0.5, (r, r + 100, r + 200), -float(r), r % 2))
     self.assertEqual(sorted(_rows(worker_input.part_dataset(parts[0], self.spec, 1, 0))),
                      [0, 1, 7, 8])
+
+  def test_parts_of_prepared_data_hold_its_rows_for_every_encoding(self):
+    # experiments.data's shards: an integer field both as a float and as quantile
+    # ids (two features of one raw column), hashed categoricals, a separate valid file.
+    directory = self.make_temp_dir()
+    paths = [os.path.join(directory, f"{name}.tsv") for name in ("train", "valid")]
+    for seed, path in enumerate(paths):
+      datasets.generate_criteo_tsv(path, 150, seed=seed)
+    with mock.patch.dict(os.environ, {"CTR_ZOO_CACHE": self.make_temp_dir()}):
+      cfg = resolve.resolve(configs.get("dnn_synthetic", {
+          "data.source": "file", "data.path": paths[0], "data.valid_path": paths[1],
+          "data.valid_fraction": 0, "data.integer_encoding": "continuous+quantile",
+          "data.num_buckets": 4, "data.hash_buckets": 50})).data
+      prepared = data_lib.prepare(cfg)
+    spec = prepared.spec
+    self.assertIn("I1_bucket", spec.feature_names)
+    parts = worker_input.write_parts(prepared.split_dir("train"), spec, 2, self.out)
+
+    def key(features, label, i):
+      return tuple(tuple(np.asarray(features[f.name][i]).reshape(-1).tolist())
+                   for f in spec.features) + (float(label[i]),)
+
+    got = []
+    for part in parts.values():
+      for features, labels in worker_input.part_dataset(part, spec, 1, seed=0):
+        for f in spec.features:
+          self.assertEqual(features[f.name].dtype, spec.input_dtype(f), f.name)
+        got.append(key(features, labels, 0))
+    features, labels = input_pipeline.read_encoded(prepared.split_dir("train"), spec)
+    expected = [key(features, labels, i) for i in range(len(labels))]
+    self.assertLen(expected, prepared.rows["train"])
+    self.assertEqual(sorted(got), sorted(expected))
 
   def test_batches_have_the_spec_signature_and_follow_the_seed(self):
     part = worker_input.write_parts(self.shards, self.spec, 1, self.out)[0]

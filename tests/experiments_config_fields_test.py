@@ -3,9 +3,11 @@
 The sections' classes are instrumented: each read of a field is recorded
 unless it comes from the config layer itself (parsing, resolving, checking),
 from `dataclasses.asdict` / `copy` (writing params.json), or from the data
-cache key. Then a tiny real run (synthetic data, random split) and a data
-preparation of raw files (by-day split) go through the runner and the data
-code. A field no code reads is a declared setting that changes nothing: it
+cache key. Then a tiny real run (synthetic data, random split), data
+preparations of raw files (by-day split; a k-fold split with a separate
+valid file) and a tiny synchronous run over this machine's devices
+(trainer.distribute=mirrored) go through the runner, the data code and the
+distributed runner. A field no code reads is a declared setting that changes nothing: it
 fails this test, and should be deleted (or wired).
 """
 
@@ -30,7 +32,8 @@ SECTIONS = {"data": base.DataConfig, "input": base.InputConfig,
             "optimizer": base.OptimizerConfig, "trainer": TrainerConfig}
 
 _CONFIG_LAYER = (os.path.dirname(base.__file__), resolve.__file__.replace(".pyc", ".py"))
-_NOT_USES = ("__post_init__", "_fingerprint", "_shard_settings", "to_dict", "to_json")
+_NOT_USES = ("__post_init__", "_fingerprint", "_shard_settings", "to_dict", "to_json",
+             "check_config")
 
 
 def _is_use(frame) -> bool:
@@ -109,7 +112,17 @@ class ConfigFieldsTest(testing.TestCase):
     fields.recording = False
     self.assertEqual(sum(prepared.rows.values()), 600)
 
-    # 3. The distributed settings: a synchronous run over this machine's devices.
+    # 3. Fold 1 of a 3-fold split of a training file, with a separate valid file.
+    data_cfg = resolve.resolve(configs.get("dnn_synthetic", {
+        "data.source": "file", "data.train_path": days[0], "data.valid_path": days[1],
+        "data.split": "kfold", "data.folds": 3, "data.fold": 1, "data.valid_fraction": 0})).data
+    fields.recording = True
+    prepared = data_lib.prepare(data_cfg)
+    fields.recording = False
+    self.assertEqual(prepared.rows["valid"], 300)
+    self.assertEqual(prepared.rows["train"] + prepared.rows["test"], 300)
+
+    # 4. The distributed settings: a synchronous run over this machine's devices.
     cfg = runner.resolve_config("dnn_synthetic", "data.synthetic_rows=2000,input.batch_size=256,"
                                 "input.eval_batch_size=512,trainer.max_steps=2,"
                                 "trainer.distribute=mirrored,data.hash_buckets=50")
