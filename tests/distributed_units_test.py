@@ -266,6 +266,29 @@ class OptimizersUnderStrategyTest(testing.TestCase):
         np.testing.assert_array_equal(got[untouched], initial[untouched])
         self.assertFalse(np.array_equal(got[[1, 5, 7]], initial[[1, 5, 7]]))
 
+  def test_locking_kernels_of_a_parameter_server_give_the_same_updates(self):
+    # On a ps task AdaGrad and FTRL update rows with TF's fused sparse kernels
+    # (they hold the variable's lock); in one process they gather, compute and scatter.
+    makers = {
+        "adagrad": lambda: optimizers.get({"name": "adagrad", "learning_rate": 0.1,
+                                           "dense_row_factor": 0.0}),
+        "ftrl": lambda: optimizers.get({"name": "ftrl", "learning_rate": 0.1, "l1": 0.01,
+                                        "initial_accumulator_value": 0.1}),
+    }
+    initial = np.linspace(-1, 1, 80, dtype=np.float32).reshape(20, 4)
+    for name, make in makers.items():
+      with self.subTest(name):
+        expected, expected_slots = self._train(make)
+        with mock.patch.object(sparse_rows, "on_parameter_server", return_value=True) as on_ps:
+          got, got_slots = self._train(make)
+        self.assertTrue(on_ps.called)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+        for slot in expected_slots:
+          np.testing.assert_allclose(got_slots[slot], expected_slots[slot], rtol=1e-6, atol=1e-7)
+        untouched = [r for r in range(20) if r not in (1, 5, 7)]
+        np.testing.assert_array_equal(got[untouched], initial[untouched])
+        self.assertFalse(np.array_equal(got[[1, 5, 7]], initial[[1, 5, 7]]))
+
   def test_tables_here_are_not_on_a_parameter_server(self):
     self.assertFalse(sparse_rows.on_parameter_server(tf.Variable([1.0])))
 
