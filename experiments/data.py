@@ -118,6 +118,8 @@ def _shard_settings(cfg: base.DataConfig) -> Dict[str, object]:
   """The data settings that change the shards of given sources."""
   out = {"split": cfg.split, "split_seed": cfg.split_seed, "dense_transform": cfg.dense_transform,
          "min_count": cfg.min_count, "hash_buckets": cfg.hash_buckets}
+  if cfg.on_bad_rows != "error":  # (absent from the key when "error": earlier keys still hit)
+    out["on_bad_rows"] = cfg.on_bad_rows
   if cfg.split == "random":
     out.update(valid_fraction=cfg.valid_fraction, test_fraction=cfg.test_fraction)
   else:
@@ -231,7 +233,8 @@ def prepare(cfg: base.DataConfig) -> PreparedData:
                                 hash_buckets=cfg.hash_buckets)
   logging.info("fitting %s on the train split of %s and transforming into %s",
                spec.name, files, directory)
-  preprocessing.fit_transform(files, spec, directory, split=split, fit_split="train")
+  preprocessing.fit_transform(files, spec, directory, split=split, fit_split="train",
+                              on_bad_rows=cfg.on_bad_rows)
   oracle = {}
   if all(os.path.exists(p + synthetic.ORACLE_SUFFIX) for p in files):
     oracle = {name: synthetic.split_oracle_metrics(files, split, name) for name in SPLITS}
@@ -263,7 +266,8 @@ def run_split(cfg: base.DataConfig, spec: spec_lib.FeatureSpec, split: str,
         return os.path.join(directory, split)
   files = _sources(cfg)
   logging.info("transforming %s with the run's spec into %s", files, work_dir)
-  preprocessing.transform(files, spec, work_dir, split=_split_of(cfg, len(files)))
+  preprocessing.transform(files, spec, work_dir, split=_split_of(cfg, len(files)),
+                          on_bad_rows=cfg.on_bad_rows)
   return os.path.join(work_dir, split)
 
 

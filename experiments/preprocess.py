@@ -23,19 +23,19 @@ import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
 from ctr_zoo import datasets
 from ctr_zoo.feature_columns import criteo_spec
 from ctr_zoo.feature_columns.spec import FeatureSpec
+from experiments import common_flags  # noqa: F401  (--spec, --seed, --on_bad_rows)
 from experiments import progress
 
 FLAGS = flags.FLAGS
+for _name in ("spec", "seed", "on_bad_rows"):
+  flags.declare_key_flag(_name)  # listed by --help
 flags.DEFINE_string("input", None, "Raw file(s): path, glob, comma list, or synthetic:<rows>.")
 flags.DEFINE_string("output", None, "Output directory.")
-flags.DEFINE_string("spec", "criteo", "'criteo' or a FeatureSpec JSON path.")
 flags.DEFINE_integer("min_count", 1, "Vocabulary min count (criteo spec).")
 flags.DEFINE_enum("dense_transform", "log1p", ["none", "log1p", "standardize", "bucketize"],
                   "Transform of I1..I13 (criteo spec).")
 flags.DEFINE_integer("hash_buckets", None, "Hash categorical fields instead (criteo spec).")
 flags.DEFINE_string("split", "random:0.8,0.1,0.1", "'random:a,b,c', 'files:N' or 'none'.")
-flags.DEFINE_integer("seed", 0, "Split seed (and synthetic data seed).")
-flags.DEFINE_enum("on_bad_rows", "error", ["error", "skip"], "Bad-row policy.")
 flags.DEFINE_enum("format", "auto", ["auto", "tsv", "csv", "parquet"], "Input format.")
 flags.DEFINE_integer("rows_per_shard", 1 << 20, "Rows per output Parquet file.")
 
@@ -55,15 +55,17 @@ def main(argv):
   del argv
   if not FLAGS.input or not FLAGS.output:
     raise app.UsageError("--input and --output are required")
-  if FLAGS.spec == "criteo":
+  seed = FLAGS.seed if FLAGS.seed is not None else 0
+  on_bad_rows = FLAGS.on_bad_rows or "error"
+  if FLAGS.spec in ("", "criteo"):
     spec = criteo_spec(dense_transform=FLAGS.dense_transform, min_count=FLAGS.min_count,
                        hash_buckets=FLAGS.hash_buckets)
   else:
     spec = FeatureSpec.load(FLAGS.spec)
   os.makedirs(FLAGS.output, exist_ok=True)
-  sources = _inputs(FLAGS.input, FLAGS.output, FLAGS.seed)
-  split = datasets.parse_split(FLAGS.split, seed=FLAGS.seed)
-  common = dict(split=split, on_bad_rows=FLAGS.on_bad_rows, file_format=FLAGS.format)
+  sources = _inputs(FLAGS.input, FLAGS.output, seed)
+  split = datasets.parse_split(FLAGS.split, seed=seed)
+  common = dict(split=split, on_bad_rows=on_bad_rows, file_format=FLAGS.format)
   try:
     # One parse of the raw text: fit, then transform the staged batches.
     bar = progress.ProgressBar("fit+transform", width=30, min_interval=0.5)
@@ -87,7 +89,7 @@ def main(argv):
         (f" {read['skipped_by_reason']}" if read["rows_skipped"] else ""))
   for example in read["examples"]:
     print(f"  {example}")
-  print(f"wrote {FLAGS.output}/spec.json, summary.json and "
+  print(f"wrote {os.path.join(FLAGS.output, 'spec.json')}, summary.json and "
         f"{sum(len(v) for v in summary.shards.values())} shard(s)")
   return 0
 

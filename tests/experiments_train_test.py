@@ -103,12 +103,12 @@ class TrainTest(testing.TestCase):
     model_dir = os.path.join(self.make_temp_dir(), "run")
     code, _, err = self._main(experiment="dnn_synthetic", model_dir=model_dir,
                               params_override=TINY + ",trainer.batch_size=64")
-    self.assertEqual(code, 1)
+    self.assertEqual(code, 2)  # a usage error
     self.assertEqual(err.count("\n"), 1, err)
     self.assertIn("error: unknown config field 'trainer.batch_size'; allowed here:", err)
     self.assertFalse(os.path.exists(model_dir))
     code, _, err = self._main(experiment="dnn_nowhere", model_dir=model_dir)
-    self.assertEqual(code, 1)
+    self.assertEqual(code, 2)
     self.assertIn("error: unknown experiment 'dnn_nowhere'", err)
 
   def test_changing_the_embedding_width_reuses_the_prepared_data(self):

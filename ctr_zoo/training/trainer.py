@@ -184,7 +184,8 @@ class Callback:
   log steps' batches since then; None before any), examples_per_sec.
   `on_evaluate` receives a validation score: step, epoch, auc, logloss,
   monitor (its value), best (True for a new best), best_step, bad_evals,
-  patience and stop (early stopping ends training here).
+  patience, stop (early stopping ends training here) and epoch_end (the score
+  of an epoch's end, sent before `on_epoch_end`).
   """
 
   def on_train_begin(self, logs: Dict) -> None:
@@ -667,7 +668,7 @@ class Trainer:
     """Every validation score so far: dicts of step, epoch, auc, logloss, monitor, best."""
     return json.loads(self._curve.numpy().decode())
 
-  def _validate(self, valid_data, epoch: int) -> bool:
+  def _validate(self, valid_data, epoch: int, epoch_end: bool = False) -> bool:
     """Scores `valid_data`, updates the early-stopping state; True when training should stop."""
     cfg = self.config
     step = int(self.global_step)
@@ -702,7 +703,7 @@ class Trainer:
     self._notify("on_evaluate", step, {
         **point, "best_step": int(self.best_step), "best_value": float(self.best_value),
         "bad_evals": int(self.bad_evals), "patience": cfg.patience, "monitor_name": cfg.monitor,
-        "stop": stop})
+        "stop": stop, "epoch_end": epoch_end})
     return stop
 
   def fit(self, train_data: Callable[[int, int], tf.data.Dataset],
@@ -818,7 +819,7 @@ class Trainer:
       epoch_logs = self._step_logs(epoch, num_batches, last_loss, None, logged)
       epoch_logs["epoch_examples"] = int(self.examples_seen) - epoch_start_examples
       if not done:
-        if validating and not eval_steps and self._validate(valid_data, epoch):
+        if validating and not eval_steps and self._validate(valid_data, epoch, epoch_end=True):
           done = True
         self.epoch.assign(epoch + 1)
         self.batch_in_epoch.assign(0)
