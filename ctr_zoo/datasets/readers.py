@@ -334,6 +334,17 @@ def _validate(table: pa.Table, spec: spec_lib.FeatureSpec, names: Sequence[str],
   reasons = []
   for name in names:
     arr = table.column(name).combine_chunks() if table.column(name).num_chunks != 1 else table.column(name).chunk(0)
+    not_utf8 = _invalid_utf8(arr) if pa.types.is_string(arr.type) else None
+    if not_utf8 is not None:
+      row = int(np.argmax(not_utf8))
+      value = arr.cast(pa.binary())[row].as_py()
+      if on_bad_rows == "error":
+        loc = where(row)
+        raise DataError(f"{path}: {loc}, field {name!r}: invalid UTF-8, got {value!r}",
+                        path=path, line=_line_of(loc), field=name)
+      reasons.append((name, "invalid UTF-8", not_utf8))
+      bad_any = not_utf8 if bad_any is None else (bad_any | not_utf8)
+      arr = pc.if_else(pa.array(~not_utf8), arr, pa.scalar(None, pa.string()))
     try:
       typed, bad, reason = _coerce_column(arr, _target_kind(spec, name), empty_is_null)
     except TypeError as e:
@@ -357,12 +368,50 @@ def _validate(table: pa.Table, spec: spec_lib.FeatureSpec, names: Sequence[str],
     new = bad & ~counted
     if new.any():
       row = int(np.argmax(new))
+      value = table.column(name)[row]
+      value = value.cast(pa.binary()).as_py() if reason == "invalid UTF-8" else value.as_py()
       summary.add_skip(f"{name}: {reason}",
-                       f"{path}: {where(row)}, field {name!r}: {reason}, got "
-                       f"{table.column(name)[row].as_py()!r}", int(new.sum()))
+                       f"{path}: {where(row)}, field {name!r}: {reason}, got {value!r}",
+                       int(new.sum()))
       counted |= new
   keep = ~bad_any
   return typed_table.filter(pa.array(keep)), keep
+
+
+def _blank_rows(table: pa.Table) -> Optional[np.ndarray]:
+  """Mask of the rows whose every field is missing (blank lines), or None if there are none."""
+  if table.num_rows == 0 or table.num_columns == 0:
+    return None
+  blank = None
+  for column in table.columns:
+    missing = column.is_null()
+    blank = missing if blank is None else pc.and_(blank, missing)
+  mask = blank.to_numpy(zero_copy_only=False) if isinstance(blank, pa.Array) else \
+      np.asarray(blank.to_pylist(), dtype=bool)
+  return mask if mask.any() else None
+
+
+def _shifted(where, rows: np.ndarray):
+  """`where` for a table whose row i was row `rows[i]` before some rows were dropped."""
+  return lambda row: where(int(rows[row]))
+
+
+def _invalid_utf8(arr: pa.Array) -> Optional[np.ndarray]:
+  """Mask of the values of a string array that are not valid UTF-8, or None if all are."""
+  try:
+    arr.validate(full=True)
+    return None
+  except pa.ArrowInvalid:
+    pass
+  values = arr.cast(pa.binary()).to_pylist()
+  bad = np.zeros(len(values), dtype=bool)
+  for i, value in enumerate(values):
+    if value is not None:
+      try:
+        value.decode("utf-8")
+      except UnicodeDecodeError:
+        bad[i] = True
+  return bad if bad.any() else None
 
 
 def _line_of(loc: str) -> Optional[int]:
@@ -385,7 +434,10 @@ class _RowCountErrors:
   def __call__(self, row) -> str:
     with self._lock:
       self.numbers.append(row.number)
-      self.texts.append(row.text)
+      try:
+        self.texts.append(row.text)
+      except UnicodeDecodeError:  # pyarrow decodes the row's text; it may not be UTF-8
+        self.texts.append("<not UTF-8 text>")
       self.actual.append(row.actual_columns)
       self.expected = row.expected_columns
     return "skip"
@@ -402,12 +454,34 @@ def _open_stream(path: str):
   if size == 0:
     raw.close()
     raise DataError(f"{path}: the file is empty (0 bytes)", path=path)
+  compression = _compression_of(path)
+  if compression is None:
+    kind = _compressed_magic(raw.read(8))
+    raw.seek(0)
+    if kind:
+      raw.close()
+      raise DataError(f"{path} looks compressed ({kind} data) but its name does not end in a "
+                      f"compressed suffix: name it *{_SUFFIX_OF[kind]} to read it decompressed, "
+                      "or decompress it", path=path)
   try:
-    stream = pa.input_stream(raw, compression=_compression_of(path))
+    stream = pa.input_stream(raw, compression=compression)
   except (OSError, pa.ArrowException) as e:
     raw.close()
     raise DataError(f"cannot read {path}: {e}", path=path) from e
   return raw, stream, size
+
+
+_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\x28\xb5\x2f\xfd", "zstd"),
+          (b"\x04\x22\x4d\x18", "lz4"))
+_SUFFIX_OF = {"gzip": ".gz", "bz2": ".bz2", "zstd": ".zst", "lz4": ".lz4"}
+
+
+def _compressed_magic(head: bytes) -> Optional[str]:
+  """The compression whose magic bytes start `head`, or None."""
+  for magic, kind in _MAGIC:
+    if head.startswith(magic):
+      return kind
+  return None
 
 
 def _compression_of(path: str) -> Optional[str]:
@@ -473,6 +547,7 @@ def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, pr
   popts = pa_csv.ParseOptions(delimiter=delimiter, quote_char='"' if header else False,
                               ignore_empty_lines=False, invalid_row_handler=errors)
   copts = pa_csv.ConvertOptions(
+      check_utf8=False,  # checked per column in _validate: bad rows get their line number
       column_types={colmap[w]: pa.string() for w in wanted},
       include_columns=[colmap[w] for w in wanted], strings_can_be_null=True,
       null_values=[""], quoted_strings_can_be_null=True)
@@ -530,6 +605,11 @@ def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, pr
 
       # include_columns = the spec's columns in spec order; rename by position.
       table = pa.Table.from_batches([batch]).rename_columns(list(wanted))
+      blank = _blank_rows(table)
+      if blank is not None:  # lines with no value at all (e.g. a trailing blank line): ignored
+        table = table.filter(pa.array(~blank))
+        keys = keys[~blank]
+        where = _shifted(where, np.flatnonzero(~blank))
       typed, keep = _validate(table, spec, wanted, on_bad_rows, where, summary, path,
                               empty_is_null=True)
       rows_seen += n
@@ -550,7 +630,11 @@ def _locate_line(path, fmt, wanted, colmap, delimiter, header, text) -> Optional
   found = []
 
   def handler(row):
-    if row.text == text and not found:
+    try:
+      row_text = row.text
+    except UnicodeDecodeError:
+      row_text = "<not UTF-8 text>"
+    if row_text == text and not found:
       found.append(row.number)
     return "skip"
 
