@@ -23,13 +23,14 @@ import os
 import sys
 import tempfile
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 
-import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
-import tensorflow as tf
+from experiments import cli
+
+cli.import_tensorflow_quietly()  # (selects Keras 2 before TensorFlow)
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from ctr_zoo import datasets
 from ctr_zoo import training
@@ -82,7 +83,7 @@ def predict_run(model_dir: str, split: str, data: str, batch_size=None):
   model = zoo.build_model(cfg.model, spec)
   optimizer = zoo.build_optimizer(cfg.optimizer, model)
   trainer = training.Trainer(model, optimizer, cfg.trainer, model_dir)
-  if trainer.restore(expect_partial=True) is None:
+  if trainer.restore_for_prediction() is None:  # the best-validation weights, when kept
     raise FileNotFoundError(f"{model_dir} has no checkpoint to evaluate")
   data_cfg = data_lib.with_data_flag(cfg.data, data)
   with tempfile.TemporaryDirectory(prefix="ctr_zoo_evaluate_") as work:
@@ -162,6 +163,9 @@ def main(argv):
   except (FileNotFoundError, ValueError, datasets.DataError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  problem = runner.nonfinite_predictions(preds, FLAGS.model_dir or FLAGS.export_dir)
+  if problem:
+    return cli.error(problem)
   result = training.evaluate_predictions(labels, preds)
   cal = training.calibration(labels, preds, num_bins=FLAGS.num_bins)
   result["calibration"] = cal
@@ -182,4 +186,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -16,15 +16,18 @@ skipped rows); writes <output>/spec.json and <output>/summary.json.
 import os
 import sys
 
-from absl import app
 from absl import flags
 
-import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
+from experiments import cli
+
+cli.import_tensorflow_quietly()  # (selects Keras 2 before TensorFlow)
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from ctr_zoo import datasets
 from ctr_zoo.feature_columns import criteo_spec
 from ctr_zoo.feature_columns.spec import FeatureSpec
 from experiments import common_flags  # noqa: F401  (--spec, --seed, --on_bad_rows)
 from experiments import progress
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
 for _name in ("spec", "seed", "on_bad_rows"):
@@ -54,7 +57,7 @@ def _inputs(text: str, output: str, seed: int) -> list:
 def main(argv):
   del argv
   if not FLAGS.input or not FLAGS.output:
-    raise app.UsageError("--input and --output are required")
+    return cli.error("--input and --output are required", cli.USAGE)
   seed = FLAGS.seed if FLAGS.seed is not None else 0
   on_bad_rows = FLAGS.on_bad_rows or "error"
   if FLAGS.spec in ("", "criteo"):
@@ -95,7 +98,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == "__main__":
