@@ -12,6 +12,9 @@ and the README's marked blocks.
   `throughput-table` block (with the run's machine, date and revision).
 - Precision: auc_records.jsonl against auc_records_bf16.jsonl (the same
   experiments with model.precision=mixed_bfloat16) -> `precision-table`.
+- Reliability: benchmarks/results/reliability.json (the fault-injection
+  suite's cases and outcomes, `make reliability`) -> `reliability-table`
+  (when the README has that block).
 
 Nothing in those README blocks is typed by hand.
 """
@@ -23,10 +26,13 @@ import sys
 
 from absl import app
 
-import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
+from experiments import cli
+
+cli.import_tensorflow_quietly()  # Keras 2 before TensorFlow, without its start-up lines
 
 from benchmarks import auc_tables
 from benchmarks import records
+from benchmarks import reliability
 from benchmarks import throughput_report
 
 ROOT = records.REPO_ROOT
@@ -88,6 +94,9 @@ def main(argv):
       os.path.join(RESULTS, "auc_records.jsonl"), os.path.join(RESULTS, "auc_records_bf16.jsonl")))
   with open(readme, "w") as fh:
     fh.write(text)
+  record = os.path.join(RESULTS, reliability.RECORD_FILE)
+  if os.path.exists(record) and not reliability.render_readme(readme, record):
+    print(f"note: {readme} has no {reliability.BLOCK} block; the reliability table was not rendered")
   print(f"regenerated the results sections of {readme}")
   return 0
 

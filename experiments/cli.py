@@ -6,7 +6,8 @@
   drivers", "failed call to cuInit" on a machine without a GPU, each printed
   once per TensorFlow shared library) are dropped; any other line is passed
   on. TF_CPP_MIN_LOG_LEVEL=0 in the environment shows everything.
-- `run(main)`: `absl.app.run` whose flag errors are one line and exit 2.
+- `run(main)`: `absl.app.run` whose flag errors are one line and exit 2 (and
+  --help exits 0).
 - `error(message, code)`: prints "error: <message>" as one line on stderr.
 - Log records (absl logging) print as "warning: <message>", one line each.
 
@@ -88,11 +89,19 @@ class _OneLineFormatter(py_logging.Formatter):
     return f"{record.levelname.lower()}: {one_line(record.getMessage())}"
 
 
+_HELP_FLAGS = ("--help", "-help", "--helpshort", "-helpshort", "--helpfull", "-helpfull",
+               "--helpxml", "-helpxml", "-?")
+
+
 def _parse_flags(argv):
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
     sys.exit(error(f"{e} (see --help)", USAGE))
+  except SystemExit as e:  # absl exits 1 after printing --help: asking for help succeeded
+    if e.code == 1 and any(arg.split("=")[0] in _HELP_FLAGS for arg in argv[1:]):
+      sys.exit(0)
+    raise
 
 
 def run(main) -> None:
