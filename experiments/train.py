@@ -119,6 +119,10 @@ def main(argv):
     return cli.error(e)
   except OSError as e:  # a full disk, an unreadable path, ...
     return cli.error(os_error_line(e))
+  except Exception as e:  # pylint: disable=broad-except
+    if not training.trainer.is_disk_full(e):  # TensorFlow's write errors (summaries, export)
+      raise
+    return cli.error(os_error_line(OSError(28, str(e))))
   print(runner.format_summary(result, model_dir))
   return 0
 
