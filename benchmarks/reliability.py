@@ -32,10 +32,15 @@ from benchmarks import common_flags  # noqa: F401  (--results, --record)
 from benchmarks import records
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("tests", os.path.join("tests", "faults"),
-                    "The fault-injection test files or folder (relative to the repository).")
-flags.DEFINE_string("readme", "", "README whose reliability-table block is regenerated.")
-flags.DEFINE_bool("render_only", False, "Only render the table of the record in --results.")
+
+
+def define_flags() -> None:
+  """The program's own flags (defined when it runs: other programs that import this
+  module for `markdown` define --readme and --render_only themselves)."""
+  flags.DEFINE_string("tests", os.path.join("tests", "faults"),
+                      "The fault-injection test files or folder (relative to the repository).")
+  flags.DEFINE_string("readme", "", "README whose reliability-table block is regenerated.")
+  flags.DEFINE_bool("render_only", False, "Only render the table of the record in --results.")
 
 RECORD_FILE = "reliability.json"
 BLOCK = "reliability-table"
@@ -151,4 +156,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -9,7 +9,7 @@ from tests import testing
 CLI_MODULES = (
     "experiments.train", "experiments.evaluate", "experiments.preprocess", "benchmarks.auc",
     "benchmarks.throughput", "benchmarks.sklearn_anchor", "benchmarks.regularization_sweep",
-    "benchmarks.render_readme",
+    "benchmarks.render_readme", "benchmarks.reliability",
 )
 
 
