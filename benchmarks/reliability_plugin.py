@@ -3,7 +3,7 @@
   python -m pytest -p benchmarks.reliability_plugin --reliability-json=OUT.json tests/faults
 
 Writes a list of {nodeid, file, test, case, outcome, seconds, message} in
-collection order, where `case` is the first line of the test's docstring and
+source order (file, then line), where `case` is the first line of the test's docstring and
 `outcome` is one of passed, failed, error (setup or teardown failed),
 skipped (with the reason as `message`) and xfailed (a case marked as a known
 open failure). Standard library only (plus pytest's hooks).
@@ -13,7 +13,7 @@ import json
 import os
 
 _DOCS = {}
-_ORDER = []
+_ORDER = []  # (file, line, nodeid)
 _RESULTS = {}
 
 
@@ -27,7 +27,8 @@ def pytest_collection_modifyitems(session, config, items):
   for item in items:
     doc = (getattr(getattr(item, "obj", None), "__doc__", None) or "").strip()
     _DOCS[item.nodeid] = doc.splitlines()[0].strip() if doc else ""
-    _ORDER.append(item.nodeid)
+    file, line, _ = item.location
+    _ORDER.append((file, line if line is not None else -1, item.nodeid))
 
 
 def _message(report) -> str:
@@ -58,7 +59,7 @@ def pytest_sessionfinish(session, exitstatus):
   if not path:
     return
   rows = []
-  for nodeid in _ORDER:
+  for _, _, nodeid in sorted(_ORDER):
     result = _RESULTS.get(nodeid, {"outcome": "not run", "seconds": 0.0, "message": ""})
     file, _, test = nodeid.partition("::")
     rows.append({"nodeid": nodeid, "file": os.path.basename(file), "test": test,
