@@ -58,16 +58,15 @@ def import_tensorflow_quietly() -> None:
       import ctr_zoo  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
       tf.config.list_physical_devices()  # the CUDA probe ("failed call to cuInit")
-    finally:
+    finally:  # also when the import fails: its own lines are passed on
       sys.stderr.flush()
       os.dup2(saved, 2)
       os.close(saved)
       caught.seek(0)
-      text = caught.read().decode("utf-8", errors="replace")
-  for line in text.splitlines():
-    if not _NOISE.match(line):
-      sys.stderr.write(line + "\n")
-  sys.stderr.flush()
+      for line in caught.read().decode("utf-8", errors="replace").splitlines():
+        if not _NOISE.match(line):
+          sys.stderr.write(line + "\n")
+      sys.stderr.flush()
 
 
 def one_line(text: str) -> str:
