@@ -669,16 +669,21 @@ class PathsAndNoiseTest(_CliCase):
       self.assertNotIn("auc 0.0000", line)
 
   def test_no_doubled_slash_in_printed_paths(self):
-    """A --model_dir given with a trailing slash prints (and records) paths without '//'."""
-    model_dir = os.path.join(self.make_temp_dir(), "run") + "/"
-    code, out, err = self.train(experiment="dnn_synthetic", model_dir=model_dir,
-                                params_override=TINY)
-    self.assertEqual(code, 0, err)
-    code, out2, err = self.train(experiment="dnn_synthetic", model_dir=model_dir,
-                                 params_override=TINY, progress=True)
-    self.assertEqual(code, 0, err)
-    self.assertIn("resuming from", err)
-    for text in (out, out2, err):
+    """Output folders given with a trailing slash (preprocess --output=prepared/, train --model_dir=run/) print paths without '//'."""
+    from experiments import preprocess  # pylint: disable=g-import-not-at-top
+    directory = self.make_temp_dir()
+    source = os.path.join(directory, "in.tsv")
+    datasets.generate_criteo_tsv(source, 300, seed=4)
+    out, err = io.StringIO(), io.StringIO()
+    with flagsaver.flagsaver(input=source, output=os.path.join(directory, "prepared") + "/"), \
+        mock.patch("sys.stdout", out), mock.patch("sys.stderr", err):
+      self.assertEqual(preprocess.main(["preprocess"]), 0, err.getvalue())
+    self.assertIn(f"wrote {os.path.join(directory, 'prepared', 'spec.json')},", out.getvalue())
+    model_dir = os.path.join(directory, "run") + "/"
+    code, out2, err2 = self.train(experiment="dnn_synthetic", model_dir=model_dir,
+                                  params_override=TINY, progress=True)
+    self.assertEqual(code, 0, err2)
+    for text in (out.getvalue(), out2, err2):
       self.assertNotIn("//", text)
     metrics = run_dir.read_json(os.path.join(model_dir, run_dir.METRICS_FILE))
     self.assertNotIn("//", json.dumps(metrics))
