@@ -85,6 +85,12 @@ lane_experiments() {
   check_help //experiments:evaluate --model_dir --export_dir --data
   check_run //experiments:evaluate "$SMOKE/eval.json" --model_dir="$SMOKE/train" \
     --metrics_json="$SMOKE/eval.json"
+  check_help //experiments:predict --export_dir --data --output --passthrough
+  check_run //experiments:predict "$SMOKE/preds.csv" --export_dir="$SMOKE/train/export" \
+    --data="$SMOKE/prep/raw/synthetic.tsv" --output="$SMOKE/preds.csv" --progress=false
+  check_help //experiments:export --model_dir --output --quantize
+  check_run //experiments:export "$SMOKE/export_int8/saved_model.pb" --model_dir="$SMOKE/train" \
+    --output="$SMOKE/export_int8" --quantize=int8
   check_help //benchmarks:auc --experiments --seeds --results --record
   check_run //benchmarks:auc "$SMOKE/auc/auc_records.jsonl" --experiments=lr --seeds=1 \
     --params_override="$TINY" --results="$SMOKE/auc"
@@ -118,6 +124,11 @@ lane_benchmarks() {
   check_run //benchmarks:regularization_sweep "$SMOKE/sweep.json" --sweep_models=dnn \
     --embedding_l2=1e-5 --dropouts=0.2 --embedding_lrs=0.05 --sweep_data_setup=synthetic \
     --params_override="$TINY" --sweep_output="$SMOKE/sweep.json" --results="$SMOKE/sweep"
+  check_help //benchmarks:serving --serving_models --data_setups --results
+  mkdir -p "$SMOKE/serving"
+  cp benchmarks/results/serving_records.jsonl "$SMOKE/serving/"
+  check_run //benchmarks:serving "$SMOKE/serving/serving.md" --serving_render_only \
+    --results="$SMOKE/serving"
   check_help //benchmarks:reliability --tests --readme --results
   check_run //benchmarks:reliability "$SMOKE/reliability/reliability.json" \
     --tests=tests/faults/faults_run_test.py::PathsAndNoiseTest::test_license_is_an_spdx_string \

@@ -4,6 +4,12 @@ r"""Offline AUC benchmark: train experiments over seeds, record, render tables.
   python -m benchmarks.auc --experiments=lr,dnn --data_setup=criteo \
       --data=../shared/data/criteo/criteo_sample.tsv --seeds=3
   python -m benchmarks.auc --render_only --results=runs/benchmarks
+  python -m benchmarks.auc --experiments=lr,dnn --data_setup=avazu --folds=5 --seeds=3
+
+--folds=K runs K-fold cross-validation (`data.split=kfold`): fold f's rows are
+scored by a model trained (and early-stopped on a valid share) on the other
+folds, for every f and seed; the records' data label gets a `_<K>fold` suffix,
+so the table of that label reports the mean +- std over folds and seeds.
 
 Each run (experiment x seed) trains in a temporary directory that is removed
 when the benchmark ends, also on an error or Ctrl-C. Its record (experiment,
@@ -55,6 +61,7 @@ flags.DEFINE_list("experiments", ["lr", "dnn", "dcn_v2"],
                   "Model names (combined with --data_setup) or full experiment names.")
 flags.DEFINE_string("data_setup", "synthetic", "Data setup for bare model names.")
 flags.DEFINE_integer("seeds", 3, "Seeds per experiment (0..seeds-1).")
+flags.DEFINE_integer("folds", 0, "K-fold cross-validation with K folds (0: the setup's split).")
 flags.DEFINE_string("output_dir", "",
                     "Where auc_<data>.md, auc_summary.csv and auc.png go (default: --results).")
 flags.DEFINE_string("readme", "", "README whose auc-table blocks are regenerated.")
@@ -68,8 +75,11 @@ class UsageError(Exception):
 def record_of(result: dict, cfg) -> dict:
   """The benchmark record of one `runner.run` result."""
   oracle = result["oracle"].get("test") or {}
+  kfold = cfg.data.split == "kfold"
   return {
-      "experiment": cfg.name, "model": cfg.model.name, "data": cfg.data.name,
+      "experiment": cfg.name, "model": cfg.model.name,
+      "data": f"{cfg.data.name}_{cfg.data.folds}fold" if kfold else cfg.data.name,
+      "folds": cfg.data.folds if kfold else None, "fold": cfg.data.fold if kfold else None,
       "precision": cfg.model.precision, "seed": cfg.trainer.seed,
       "git_revision": records.git_revision(),
       "data_fingerprint": result["data_fingerprint"], "split_rows": result["split_rows"],
@@ -87,17 +97,22 @@ def experiment_names(items, data_setup):
   return [item if item in configs.names() else f"{item}_{data_setup}" for item in items]
 
 
-def resolve_all(names, seeds: int, params_override: str, data: str):
-  """[(name, seed, config)] for every run; a bad name or override fails before any training."""
+def resolve_all(names, seeds: int, params_override: str, data: str, folds: int = 0,
+                spec: str = ""):
+  """[(name, seed, config)] for every run (and fold); a bad name or override fails before any training."""
+  if folds == 1 or folds < 0:
+    raise UsageError(f"--folds must be 0 (no cross-validation) or >= 2, got {folds}")
   runs = []
   for name in names:
     for seed in range(seeds):
-      overrides = ",".join(x for x in (params_override, f"trainer.seed={seed}") if x)
-      try:
-        cfg = runner.resolve_config(name, overrides, data)
-      except (KeyError, ValueError) as e:
-        raise UsageError(e.args[0] if isinstance(e, KeyError) and e.args else str(e)) from e
-      runs.append((name, seed, cfg))
+      for fold in range(max(folds, 1)):
+        kfold = f"data.split=kfold,data.folds={folds},data.fold={fold}" if folds else ""
+        overrides = ",".join(x for x in (params_override, f"trainer.seed={seed}", kfold) if x)
+        try:
+          cfg = runner.resolve_config(name, overrides, data, spec)
+        except (KeyError, ValueError) as e:
+          raise UsageError(e.args[0] if isinstance(e, KeyError) and e.args else str(e)) from e
+        runs.append((name, seed, cfg))
   return runs
 
 
@@ -129,7 +144,8 @@ def train_and_record(runs, results: str, tracked: str) -> int:
   work = tempfile.mkdtemp(prefix="ctr_zoo_benchmark_")
   try:
     for name, seed, cfg in runs:
-      model_dir = os.path.join(work, f"{name}-seed{seed}")
+      fold = f" fold {cfg.data.fold}" if cfg.data.split == "kfold" else ""
+      model_dir = os.path.join(work, f"{name}-seed{seed}{fold.replace(' ', '-')}")
       tf.keras.backend.clear_session()
       try:
         result = runner.run(cfg, model_dir, overwrite=True, export=False)
@@ -138,7 +154,7 @@ def train_and_record(runs, results: str, tracked: str) -> int:
       record = record_of(result, cfg)
       records.write_records([record], results, RECORDS_FILE, tracked)
       written += 1
-      print(f"{name} seed {seed}: test AUC {record['auc']:.4f} logloss {record['logloss']:.4f} "
+      print(f"{name} seed {seed}{fold}: test AUC {record['auc']:.4f} logloss {record['logloss']:.4f} "
             f"({record['train_seconds']:.0f}s)", flush=True)
   finally:
     shutil.rmtree(work, ignore_errors=True)
@@ -159,7 +175,7 @@ def main(argv):
       raise UsageError(f"--seeds must be >= 1, got {FLAGS.seeds}")
     if not FLAGS.render_only:
       runs = resolve_all(experiment_names(FLAGS.experiments, FLAGS.data_setup), FLAGS.seeds,
-                         FLAGS.params_override, FLAGS.data)
+                         FLAGS.params_override, FLAGS.data, FLAGS.folds, FLAGS.spec)
       _raise_on_sigterm()
       train_and_record(runs, results, tracked)
     if not os.path.exists(records_path):

@@ -15,6 +15,8 @@ and the README's marked blocks.
 - Reliability: benchmarks/results/reliability.json (the fault-injection
   suite's cases and outcomes, `make reliability`) -> `reliability-table`
   (when the README has that block).
+- Serving: benchmarks/results/serving_records.jsonl (`benchmarks.serving`) ->
+  serving.md and the README's `serving-table` block (when the README has one).
 
 Nothing in those README blocks is typed by hand.
 """
@@ -92,6 +94,14 @@ def main(argv):
   text = replace_block(text, "throughput-table", throughput_markdown(record))
   text = replace_block(text, "precision-table", precision_markdown(
       os.path.join(RESULTS, "auc_records.jsonl"), os.path.join(RESULTS, "auc_records_bf16.jsonl")))
+  from benchmarks import serving  # pylint: disable=g-import-not-at-top  (defines its own flags)
+  serving_records = os.path.join(RESULTS, serving.RECORDS_FILE)
+  if os.path.exists(serving_records):
+    table = serving.render(records.load_jsonl(serving_records))
+    with open(os.path.join(RESULTS, serving.TABLE_FILE), "w") as fh:
+      fh.write(table)
+    if "<!-- serving-table:begin -->" in text:
+      text = replace_block(text, "serving-table", table)
   with open(readme, "w") as fh:
     fh.write(text)
   record = os.path.join(RESULTS, reliability.RECORD_FILE)

@@ -1,4 +1,4 @@
-"""Experiment targets (train, evaluate, preprocess, benchmark) and named configs."""
+"""Experiment targets (train, evaluate, preprocess) and named configs; benchmarks live in benchmarks/."""
 
 import os
 

@@ -2,7 +2,7 @@ r"""Evaluates a trained model on a data split: AUC, logloss and calibration.
 
 Two ways in:
 
-  # A run directory written by `train`: its latest checkpoint, its params.json
+  # A run directory written by `train`: its best (else latest) checkpoint, its params.json
   # and its fitted spec.json (never refitted). Without --data: the run's own
   # --eval_split (from the cached shards when the cache still holds them);
   # with --data: every row of those raw file(s), encoded with the run's spec
@@ -10,9 +10,20 @@ Two ways in:
   bazel run //experiments:evaluate -- --model_dir=runs/dcn_v2_synthetic --eval_split=test \
       --plot=/tmp/reliability.png
 
-  # A raw-feature SavedModel export on a raw Criteo TSV file (label first):
+  # A raw-feature SavedModel export (float32 or quantized) on labelled raw rows
+  # in any layout its spec describes (a headerless TSV in the spec's column
+  # order, label first; a CSV with a header; Parquet):
   bazel run //experiments:evaluate -- --export_dir=runs/dcn_v2_synthetic/export \
-      --data=../shared/data/criteo/criteo_sample.tsv
+      --data=$PWD/../shared/data/criteo/criteo_sample.tsv
+
+With --export_dir the rows are read with the export's assets/spec.json by the
+pipeline's readers and scored through the export's `serve_typed` signature. A
+row that does not fit the layout (a wrong field count, a label that is not
+0/1, a non-integer numeric field) follows --on_bad_rows like the pipeline:
+"error" (the default) stops with the file, line and field; "skip" leaves it
+out and reports the count by reason.
+
+--eval_split is one of train, valid, test (the split names everywhere).
 
 Prints AUC, logloss, predicted vs observed CTR and a 10-bin reliability table;
 `--plot` writes the reliability diagram as a PNG; `--metrics_json` writes the
@@ -30,24 +41,22 @@ import numpy as np
 from experiments import cli
 
 cli.import_tensorflow_quietly()  # (selects Keras 2 before TensorFlow)
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from ctr_zoo import datasets
 from ctr_zoo import training
 from ctr_zoo.datasets import input_pipeline
-from ctr_zoo.feature_columns import spec as spec_lib
-from experiments import common_flags  # noqa: F401  (--data, --model_dir)
+from ctr_zoo.datasets import readers
+from experiments import common_flags  # noqa: F401  (--data, --model_dir, --export_dir, ...)
 from experiments import configs
 from experiments import data as data_lib
-from experiments import resolve
 from experiments import run_dir
 from experiments import runner
-from experiments import zoo
+from experiments import scorers
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("export_dir", "", "A raw-feature SavedModel (model_dir/export).")
-flags.DEFINE_enum("eval_split", "test", ["train", "valid", "test"],
-                  "Split of the run's data (--model_dir without --data).")
+SPLITS = ("train", "valid", "test")
+flags.DEFINE_enum("eval_split", "test", list(SPLITS),
+                  "Split of the run's data (--model_dir without --data): train, valid or test.")
 flags.DEFINE_integer("eval_batch_size", None,
                      "Evaluation batch size (default: the run's input.eval_batch_size; "
                      f"{configs.InputConfig().eval_batch_size} for --export_dir).")
@@ -56,20 +65,12 @@ flags.DEFINE_string("plot", "", "Write the reliability diagram to this PNG path.
 flags.DEFINE_string("metrics_json", "", "Write the metrics as JSON to this path.")
 
 
-def load_run(model_dir: str):
-  """(resolved config, fitted spec) of a run directory written by `train`."""
-  params = run_dir.load_params(model_dir)
-  if params is None:
-    raise FileNotFoundError(f"{model_dir} holds no {run_dir.PARAMS_FILE}: not a run directory")
-  spec_path = os.path.join(model_dir, run_dir.SPEC_FILE)
-  if not os.path.exists(spec_path):
-    raise FileNotFoundError(f"{model_dir} holds no {run_dir.SPEC_FILE}: the run never prepared "
-                            "its data")
-  return resolve.from_params(params), spec_lib.FeatureSpec.load(spec_path)
+load_run = scorers.load_run  # (resolved config, fitted spec) of a run directory
+restore_run = scorers.restore_run
 
 
 def predict_run(model_dir: str, split: str, data: str, batch_size=None):
-  """(labels, probabilities) from the run's latest checkpoint, on its fitted spec.
+  """(labels, probabilities) from the run's best (else latest) checkpoint, on its fitted spec.
 
   Args:
     model_dir: str. A run directory.
@@ -78,52 +79,47 @@ def predict_run(model_dir: str, split: str, data: str, batch_size=None):
       directory encoded with the run's spec (its `split`); "" = the run's data.
     batch_size: int or None. None: the run's input.eval_batch_size.
   """
-  cfg, spec = load_run(model_dir)
+  cfg, spec, _, trainer = scorers.restore_run(model_dir)
   batch_size = batch_size or cfg.input.eval_batch_size
-  model = zoo.build_model(cfg.model, spec)
-  optimizer = zoo.build_optimizer(cfg.optimizer, model)
-  trainer = training.Trainer(model, optimizer, cfg.trainer, model_dir)
-  if trainer.restore_for_prediction() is None:  # the best-validation weights, when kept
-    raise FileNotFoundError(f"{model_dir} has no checkpoint to evaluate")
   data_cfg = data_lib.with_data_flag(cfg.data, data)
   with tempfile.TemporaryDirectory(prefix="ctr_zoo_evaluate_") as work:
     if data and not os.path.isdir(data_cfg.path):
-      shards = data_lib.transform_files(data_cfg.path, spec, work)
+      shards = data_lib.transform_files(data_cfg.path, spec, work, data_cfg)
     else:
       shards = data_lib.run_split(data_cfg, spec, split, work)
     return trainer.predict(input_pipeline.make_dataset(shards, spec, batch_size))
 
 
-def predict_export(export_dir: str, data: str, batch_size=None):
-  """(labels, probabilities) of raw TSV file(s) through the export's serve_tsv signature."""
+def predict_export(export_dir: str, data: str, batch_size=None, on_bad_rows: str = "error",
+                   summary=None):
+  """(labels, probabilities) of labelled raw file(s) scored by a SavedModel export.
+
+  The rows are read by the pipeline's readers with the export's spec, in any
+  layout it describes, and scored by the `serve_typed` signature.
+
+  Args:
+    export_dir: str. A raw-feature SavedModel written by `export_saved_model`.
+    data: str. File(s): a path, glob or comma-separated list.
+    batch_size: int or None. Rows per call (None: the input section's default).
+    on_bad_rows: str. "error" or "skip" (skipped rows are counted in `summary`).
+    summary: ReadSummary or None. Filled with the read's counts.
+  """
   if not data:
-    raise ValueError("--export_dir needs --data: a raw TSV file with the label first")
+    raise ValueError("--export_dir needs --data: labelled raw rows in the export's layout")
   batch_size = batch_size or configs.InputConfig().eval_batch_size
-  serve = tf.saved_model.load(export_dir).signatures["serve_tsv"]
+  scorer = scorers.ExportScorer(export_dir)
   labels, preds = [], []
-
-  def flush(lines):
-    out = serve(lines=tf.constant(lines))
-    preds.append(np.reshape(out["probability"].numpy(), (-1,)))
-
-  for path in data_lib.source_files(data_lib.data_path(data)):
-    with open(path) as fh:
-      chunk = []
-      for line_number, line in enumerate(fh, start=1):
-        line = line.rstrip("\n")
-        label = line.split("\t", 1)[0]
-        if label not in ("0", "1"):
-          raise ValueError(f"{path}:{line_number}: field 'label' must be 0 or 1, got {label!r}")
-        labels.append(float(label))
-        chunk.append(line)
-        if len(chunk) == batch_size:
-          flush(chunk)
-          chunk = []
-      if chunk:
-        flush(chunk)
+  for batch in datasets.read_batches(data_lib.source_files(data_lib.data_path(data)),
+                                     scorer.spec, on_bad_rows=on_bad_rows, summary=summary,
+                                     batch_rows=batch_size):
+    table = batch.table
+    for i in range(0, table.num_rows, batch_size):
+      part = table.slice(i, batch_size)
+      preds.append(scorer(part))
+      labels.append(part.column(scorer.spec.label).to_numpy().astype(np.float64))
   if not labels:
-    raise ValueError(f"{data} holds no rows")
-  return np.asarray(labels), np.concatenate(preds).astype(np.float64)
+    raise ValueError(f"{data} holds no rows to score")
+  return np.concatenate(labels), np.concatenate(preds).astype(np.float64)
 
 
 def reliability_plot(cal: dict, path: str, title: str) -> None:
@@ -158,8 +154,13 @@ def main(argv):
       source = f"{FLAGS.model_dir} on {FLAGS.data}" if FLAGS.data else \
           f"{FLAGS.model_dir} ({FLAGS.eval_split})"
     else:
-      labels, preds = predict_export(FLAGS.export_dir, FLAGS.data, FLAGS.eval_batch_size)
+      summary = readers.ReadSummary()
+      labels, preds = predict_export(FLAGS.export_dir, FLAGS.data, FLAGS.eval_batch_size,
+                                     on_bad_rows=FLAGS.on_bad_rows or "error", summary=summary)
       source = f"{FLAGS.export_dir} on {FLAGS.data}"
+      if summary.rows_skipped:
+        skipped = ", ".join(f"{n:,} {r}" for r, n in sorted(summary.skipped_by_reason.items()))
+        source += f" ({summary.rows_skipped:,} bad rows skipped: {skipped})"
   except (FileNotFoundError, ValueError, datasets.DataError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

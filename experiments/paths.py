@@ -29,6 +29,16 @@ def criteo_sample() -> str:
   return shared_data("criteo", "criteo_sample.tsv")
 
 
+def avazu_sample() -> str:
+  """The 6,000-row Avazu sample (CSV with a header) of the shared data (may be absent)."""
+  return shared_data("avazu", "avazu_sample.csv")
+
+
+def frappe_libfm() -> str:
+  """The Frappe libFM file (57,722 rows, 10 one-hot fields) of the shared data (may be absent)."""
+  return shared_data("frappe", "frappe.validation.libfm")
+
+
 def cache_root() -> str:
   """$CTR_ZOO_CACHE, else <repo>/data_cache (git-ignored)."""
   return os.environ.get("CTR_ZOO_CACHE") or os.path.join(REPO_ROOT, "data_cache")

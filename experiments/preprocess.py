@@ -2,13 +2,21 @@
 
   python -m experiments.preprocess --input=train.txt --output=data_cache/criteo \
       --spec=criteo --min_count=10 --split=random:0.8,0.1,0.1
+  python -m experiments.preprocess --input=avazu.csv --output=/tmp/avazu --spec=avazu \
+      --split=random:0.8,0.2
   bazel run //experiments:preprocess -- --input=... --output=... --spec=criteo
 
---input: a file, a glob or a comma-separated list (Criteo TSV, CSV with a
-header, Parquet; .gz allowed); or "synthetic:<rows>" to generate the built-in
-synthetic Criteo-style data first (into <output>/raw/synthetic.tsv).
---spec: "criteo" or a path to a FeatureSpec JSON file. The embedding width is
-not a data setting: a model sets it (`model.params.embedding.dim`).
+--input: a file, a glob or a comma-separated list (TSV, CSV with a header,
+Parquet, libFM / libFFM; .gz allowed); or "synthetic:<rows>" to generate the
+built-in synthetic Criteo-style data first (into <output>/raw/synthetic.tsv).
+--spec: a built-in spec (criteo, avazu, frappe), a schema file or a saved
+FeatureSpec JSON (empty = criteo); --min_count, --hash_buckets,
+--dense_transform and --integer_encoding apply to built-in specs and schema
+files. The embedding width is not a data setting: a model sets it
+(`model.params.embedding.dim`).
+--split: "random:0.8,0.1,0.1" (train, valid, test), "random:0.8,0.2" (train,
+valid), "random:train=0.8,test=0.2", "files:N", "kfold:K,F[,V]" or "none"
+(everything "train"); the spec is fitted on "train".
 Prints a progress bar and a summary (rows, CTR, vocabulary sizes, OOV rates,
 skipped rows); writes <output>/spec.json and <output>/summary.json.
 """
@@ -23,9 +31,11 @@ from experiments import cli
 cli.import_tensorflow_quietly()  # (selects Keras 2 before TensorFlow)
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from ctr_zoo import datasets
-from ctr_zoo.feature_columns import criteo_spec
-from ctr_zoo.feature_columns.spec import FeatureSpec
-from experiments import common_flags  # noqa: F401  (--spec, --seed, --on_bad_rows)
+from ctr_zoo.datasets import readers
+from ctr_zoo.feature_columns import integers
+from ctr_zoo.feature_columns import spec as spec_lib
+from experiments import common_flags  # noqa: F401  (--spec, --seed, --output, --on_bad_rows)
+from experiments import data as data_lib
 from experiments import progress
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -33,13 +43,18 @@ FLAGS = flags.FLAGS
 for _name in ("spec", "seed", "on_bad_rows"):
   flags.declare_key_flag(_name)  # listed by --help
 flags.DEFINE_string("input", None, "Raw file(s): path, glob, comma list, or synthetic:<rows>.")
-flags.DEFINE_string("output", None, "Output directory.")
-flags.DEFINE_integer("min_count", 1, "Vocabulary min count (criteo spec).")
-flags.DEFINE_enum("dense_transform", "log1p", ["none", "log1p", "standardize", "bucketize"],
-                  "Transform of I1..I13 (criteo spec).")
-flags.DEFINE_integer("hash_buckets", None, "Hash categorical fields instead (criteo spec).")
-flags.DEFINE_string("split", "random:0.8,0.1,0.1", "'random:a,b,c', 'files:N' or 'none'.")
-flags.DEFINE_enum("format", "auto", ["auto", "tsv", "csv", "parquet"], "Input format.")
+flags.DEFINE_integer("min_count", 1, "Vocabulary min count (built-in specs and schema files).")
+flags.DEFINE_enum("dense_transform", "log1p", list(spec_lib.DENSE_TRANSFORMS),
+                  "Transform of integer fields when --integer_encoding is empty.")
+flags.DEFINE_enum("integer_encoding", "", list(integers.INTEGER_ENCODINGS),
+                  "Encoding of integer fields (e.g. continuous+bucketize: a float and an id).")
+flags.DEFINE_integer("hash_buckets", None, "Hash categorical fields instead of a vocabulary.")
+flags.DEFINE_string("split", "random:0.8,0.1,0.1",
+                    "'random:a,b,c', 'random:a,b', 'random:train=a,test=b', 'files:N', "
+                    "'kfold:K,F[,V]' or 'none'.")
+flags.DEFINE_enum("format", "auto", list(readers.FILE_FORMATS), "Input format.")
+flags.DEFINE_string("field_map", "", "libFM: a '<feature id> <field>' file (default: fields "
+                    "by position in the line).")
 flags.DEFINE_integer("rows_per_shard", 1 << 20, "Rows per output Parquet file.")
 
 
@@ -60,15 +75,17 @@ def main(argv):
     return cli.error("--input and --output are required", cli.USAGE)
   seed = FLAGS.seed if FLAGS.seed is not None else 0
   on_bad_rows = FLAGS.on_bad_rows or "error"
-  if FLAGS.spec in ("", "criteo"):
-    spec = criteo_spec(dense_transform=FLAGS.dense_transform, min_count=FLAGS.min_count,
-                       hash_buckets=FLAGS.hash_buckets)
-  else:
-    spec = FeatureSpec.load(FLAGS.spec)
+  try:
+    spec = data_lib.load_spec_arg(
+        FLAGS.spec, min_count=FLAGS.min_count, hash_buckets=FLAGS.hash_buckets,
+        dense_transform=FLAGS.dense_transform, integer_encoding=FLAGS.integer_encoding)
+    split = datasets.parse_split(FLAGS.split, seed=seed)
+  except (spec_lib.SpecError, ValueError) as e:
+    return cli.error(e, cli.USAGE)
   os.makedirs(FLAGS.output, exist_ok=True)
   sources = _inputs(FLAGS.input, FLAGS.output, seed)
-  split = datasets.parse_split(FLAGS.split, seed=seed)
-  common = dict(split=split, on_bad_rows=on_bad_rows, file_format=FLAGS.format)
+  common = dict(split=split, on_bad_rows=on_bad_rows, file_format=FLAGS.format,
+                field_map=FLAGS.field_map or None)
   try:
     # One parse of the raw text: fit, then transform the staged batches.
     bar = progress.ProgressBar("fit+transform", width=30, min_interval=0.5)

@@ -29,6 +29,7 @@ from ctr_zoo import optimizers
 from ctr_zoo.datasets import synthetic
 from ctr_zoo.feature_columns import spec as spec_lib
 from ctr_zoo.training import TrainerConfig
+from experiments import data as data_lib
 from experiments import run_dir
 from experiments import zoo
 from experiments.configs import base
@@ -97,12 +98,6 @@ def _check_data(cfg: base.DataConfig) -> None:
   e = ConfigError
   checks.choice(cfg.source, "data.source", base.DATA_SOURCES, error=e)
   checks.choice(cfg.split, "data.split", base.DATA_SPLITS, error=e)
-  for name in ("valid_fraction", "test_fraction"):
-    checks.positive(getattr(cfg, name), f"data.{name}", error=e)
-    checks.fraction(getattr(cfg, name), f"data.{name}", error=e)
-  if cfg.valid_fraction + cfg.test_fraction >= 1:
-    raise e(f"data.valid_fraction + data.test_fraction must be < 1, got "
-            f"{cfg.valid_fraction} + {cfg.test_fraction}")
   checks.positive_int(cfg.split_seed, "data.split_seed", allow_zero=True, error=e)
   if checks.positive_int(cfg.num_days, "data.num_days", error=e) < 2:
     raise e(f"data.num_days must be >= 2, got {cfg.num_days!r}")
@@ -118,6 +113,7 @@ def _check_data(cfg: base.DataConfig) -> None:
   except TypeError as err:
     allowed = [f.name for f in dataclasses.fields(synthetic.SyntheticCriteoConfig)]
     raise e(f"data.synthetic_options: {err}; allowed: {allowed}") from None
+  data_lib.check_config(cfg, error=e)  # files, spec, fractions, folds, encodings
 
 
 def _check_input(cfg: base.InputConfig) -> None:

@@ -31,8 +31,9 @@ from experiments import zoo
 
 
 def resolve_config(experiment: str, params_override: str = "", data: str = "",
-                   extra: Optional[dict] = None) -> resolve_lib.ResolvedExperiment:
-  """The named config with overrides, `extra` dotted overrides and --data applied, resolved.
+                   spec: str = "", extra: Optional[dict] = None
+                   ) -> resolve_lib.ResolvedExperiment:
+  """The named config with overrides, `extra` dotted overrides, --data and --spec applied, resolved.
 
   Raises:
     ConfigError: an unknown experiment, key or value (nothing is touched yet).
@@ -40,7 +41,7 @@ def resolve_config(experiment: str, params_override: str = "", data: str = "",
   cfg = configs.get(experiment, configs.parse_overrides(params_override))
   if extra:
     configs.apply_overrides(cfg, dict(extra))
-  cfg.data = data_lib.with_data_flag(cfg.data, data)
+  cfg = data_lib.apply_data_flags(cfg, data, spec)
   return resolve_lib.resolve(cfg)
 
 
@@ -74,7 +75,7 @@ def label_problem(prepared: data_lib.PreparedData, monitor: str) -> Optional[str
 
 
 def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True,
-        callbacks=(), progress: bool = False):
+        callbacks=(), progress: bool = False, quantize=None):
   """Trains and evaluates `cfg` in `model_dir`; returns the metrics dict.
 
   Args:
@@ -84,13 +85,17 @@ def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True,
     export: bool. Write the raw-feature SavedModel. Defaults to True.
     callbacks: extra training.Callback objects. Defaults to ().
     progress: bool. Add the progress bar. Defaults to False.
+    quantize: None, "float16" or "int8". Storage of the exported weights
+      (`training.export_saved_model`). Defaults to None (float32).
 
   Raises:
     run_lock.RunLockedError: another live process trains in `model_dir`.
-    run_dir.ExperimentMismatchError: `model_dir` holds another run.
+    run_dir.ExperimentMismatchError: `model_dir` holds another run (another
+      config, or the same config on other data).
     datasets.DataError: bad data, or labels of one class.
   """
-  cfg = resolve_lib.resolve(cfg)
+  # data.fingerprint: the run's data is part of its identity (checked before anything is written).
+  cfg = data_lib.with_fingerprint(resolve_lib.resolve(cfg))
   model_dir = os.path.normpath(model_dir)
   params = cfg.to_dict()
   with run_lock.RunLock(model_dir):
@@ -139,7 +144,8 @@ def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True,
         result["calibration"] = training.calibration(labels, preds)
     if export:
       export_dir = os.path.join(model_dir, run_dir.EXPORT_DIR)
-      result["export"] = training.export_saved_model(model, prepared.spec, export_dir)
+      result["export"] = training.export_saved_model(model, prepared.spec, export_dir,
+                                                     quantize=quantize)
     run_dir.write_json(os.path.join(model_dir, run_dir.METRICS_FILE), result)
   logging.info("metrics: %s", result)
   return result

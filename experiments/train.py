@@ -27,7 +27,6 @@ holding another experiment, non-finite loss, full disk, damaged checkpoints).
 
 import glob
 import os
-import sys
 from typing import Optional
 
 from absl import flags
@@ -42,7 +41,7 @@ from ctr_zoo import datasets
 from ctr_zoo import training
 from ctr_zoo.feature_columns import spec as spec_lib
 from ctr_zoo.models import base as models_base
-from experiments import common_flags  # (--data, --spec, --model_dir, --params_override, --seed)
+from experiments import common_flags  # (--data, --spec, --model_dir, --params_override, --seed, ...)
 from experiments import configs
 from experiments import paths
 from experiments import run_dir
@@ -56,7 +55,6 @@ flags.DEFINE_string("experiment", configs.DEFAULT_EXPERIMENT,
 flags.DEFINE_bool("list_experiments", False, "Print the named experiments and exit.")
 flags.DEFINE_bool("overwrite", False, "Delete a different experiment's run in --model_dir.")
 flags.DEFINE_bool("export", True, "Write the raw-feature SavedModel to model_dir/export.")
-flags.DEFINE_bool("progress", True, "Draw a progress bar on stderr.")
 flags.adopt_module_key_flags(common_flags)  # --help lists them
 
 
@@ -102,22 +100,22 @@ def main(argv):
   extra = {}
   if FLAGS.seed is not None:
     extra["trainer.seed"] = FLAGS.seed
-  if FLAGS.spec:
-    extra["data.spec"] = FLAGS.spec
   if FLAGS.on_bad_rows:
     extra["data.on_bad_rows"] = FLAGS.on_bad_rows
   try:
-    cfg = runner.resolve_config(FLAGS.experiment, FLAGS.params_override, FLAGS.data, extra)
+    cfg = runner.resolve_config(FLAGS.experiment, FLAGS.params_override, FLAGS.data, FLAGS.spec,
+                                extra)
     model_dir = (os.path.normpath(FLAGS.model_dir) if FLAGS.model_dir
                  else os.path.join(paths.runs_root(), cfg.name))
     result = runner.run(cfg, model_dir, overwrite=FLAGS.overwrite, export=FLAGS.export,
-                        progress=FLAGS.progress)
+                        progress=FLAGS.progress,
+                        quantize=None if FLAGS.quantize == "none" else FLAGS.quantize)
   except (configs.ConfigError, models_base.ModelConfigError) as e:
     return cli.error(e, cli.USAGE)
   except (run_lock.RunLockedError, run_dir.ExperimentMismatchError, training.NonFiniteLossError,
           training.CheckpointError, datasets.DataError, spec_lib.SpecError) as e:
     return cli.error(e)
-  except OSError as e:  # a full disk, an unreadable path, ...
+  except OSError as e:  # a full disk, an unreadable path, a missing spec file, ...
     return cli.error(os_error_line(e))
   except Exception as e:  # pylint: disable=broad-except
     if not training.trainer.is_disk_full(e):  # TensorFlow's write errors (summaries, export)

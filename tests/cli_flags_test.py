@@ -7,9 +7,10 @@ import importlib
 from tests import testing
 
 CLI_MODULES = (
-    "experiments.train", "experiments.evaluate", "experiments.preprocess", "benchmarks.auc",
+    "experiments.train", "experiments.evaluate", "experiments.preprocess", "experiments.predict",
+    "experiments.export", "benchmarks.auc",
     "benchmarks.throughput", "benchmarks.sklearn_anchor", "benchmarks.regularization_sweep",
-    "benchmarks.render_readme", "benchmarks.reliability",
+    "benchmarks.render_readme", "benchmarks.reliability", "benchmarks.serving",
 )
 
 

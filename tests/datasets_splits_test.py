@@ -41,6 +41,44 @@ class SplitsTest(testing.TestCase):
       splits.parse_split("random:0.5,0.1,0.1")
     with self.assertRaisesRegex(ValueError, "bad split 'day:3'"):
       splits.parse_split("day:3")
+    for bad in ("day:3", "random:0.5,x", "random:0.2,0.2,0.2,0.4", "random:test=0.5,train=0.5",
+                "random:train=0.5,0.5", "kfold:1,0", "kfold:5,5", "kfold:5", "files:x"):
+      with self.assertRaisesRegex(ValueError, r"bad split .*; accepted: 'random:0.8,0.1,0.1'"
+                                              r".*'kfold:K,F\[,V\]'"):
+        splits.parse_split(bad)
+
+  def test_split_names_are_train_valid_test_everywhere(self):
+    self.assertEqual(splits.parse_split("random:0.8,0.1,0.1").names, ("train", "valid", "test"))
+    self.assertEqual(splits.parse_split("random:0.8,0.2").names, ("train", "valid"))
+    named = splits.parse_split("random:train=0.7,test=0.3", seed=2)
+    self.assertEqual((named.names, named.fractions, named.seed), (("train", "test"), (0.7, 0.3), 2))
+    self.assertEqual(splits.parse_split("kfold:5,2").names, ("train", "valid", "test"))
+    self.assertEqual(datasets.ConstantSplit("test").names, ("test",))
+    frame = __import__("pandas").DataFrame({"label": [0, 1] * 50, "C1": [f"v{i}" for i in range(100)]})
+    for text in ("random:0.8,0.2", "random:train=0.5,test=0.5"):
+      fitted = datasets.fit(frame, SPEC, split=splits.parse_split(text))  # fit_split "train"
+      self.assertBetween(len(fitted["C1"].vocabulary), 30, 90)
+    with self.assertRaisesRegex(ValueError, r"fit split 'valid' is not one of the split names "
+                                            r"\('train', 'test'\)"):
+      datasets.fit(frame, SPEC, split=splits.parse_split("random:train=0.5,test=0.5"),
+                   fit_split="valid")
+
+  def test_kfold_partitions_the_rows_and_carves_valid_from_train(self):
+    keys = np.arange(30_000)
+    k = 5
+    folds = [datasets.KFoldSplit(k, f, seed=9, valid_fraction=0.1) for f in range(k)]
+    assigned = [s.assign(0, keys) for s in folds]
+    test_masks = np.stack([a == 2 for a in assigned])
+    np.testing.assert_array_equal(test_masks.sum(axis=0), np.ones(len(keys)))  # one test fold each
+    self.assertAllClose(test_masks.mean(axis=1), np.full(k, 0.2), atol=0.01)
+    for s, a in zip(folds, assigned):
+      np.testing.assert_array_equal(a == 2, s.fold_of(0, keys) == s.fold)
+      self.assertAllClose(np.mean(a[a != 2] == 1), 0.1, atol=0.01)  # valid share of the rest
+      np.testing.assert_array_equal(a, s.assign(0, keys[::-1])[::-1])  # a function of the key
+    self.assertGreater(np.mean(folds[0].fold_of(0, keys) !=
+                               datasets.KFoldSplit(k, 0, seed=10).fold_of(0, keys)), 0.5)
+    with self.assertRaisesRegex(ValueError, "fold must be in 0..4"):
+      datasets.KFoldSplit(5, 5)
 
   def test_transform_split_independent_of_block_size(self):
     rng = np.random.default_rng(0)

@@ -30,7 +30,8 @@ SECTIONS = {"data": base.DataConfig, "input": base.InputConfig,
             "optimizer": base.OptimizerConfig, "trainer": TrainerConfig}
 
 _CONFIG_LAYER = (os.path.dirname(base.__file__), resolve.__file__.replace(".pyc", ".py"))
-_NOT_USES = ("__post_init__", "_fingerprint", "_shard_settings", "to_dict", "to_json")
+_NOT_USES = ("__post_init__", "_fingerprint", "_shard_settings", "to_dict", "to_json",
+             "check_config")
 
 
 def _is_use(frame) -> bool:
@@ -108,6 +109,16 @@ class ConfigFieldsTest(testing.TestCase):
     prepared = data_lib.prepare(data_cfg)
     fields.recording = False
     self.assertEqual(sum(prepared.rows.values()), 600)
+
+    # 3. Fold 1 of a 3-fold split of a training file, with a separate valid file.
+    data_cfg = resolve.resolve(configs.get("dnn_synthetic", {
+        "data.source": "file", "data.train_path": days[0], "data.valid_path": days[1],
+        "data.split": "kfold", "data.folds": 3, "data.fold": 1, "data.valid_fraction": 0})).data
+    fields.recording = True
+    prepared = data_lib.prepare(data_cfg)
+    fields.recording = False
+    self.assertEqual(prepared.rows["valid"], 300)
+    self.assertEqual(prepared.rows["train"] + prepared.rows["test"], 300)
 
     unread = [f"{section}.{f.name}" for section, cls in SECTIONS.items()
               for f in dataclasses.fields(cls) if f.name not in fields.reads[section]]

@@ -46,7 +46,7 @@ import tensorflow as tf
 path, lines_file, out_file, fields = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 lines = [l.rstrip("\n") for l in open(lines_file)]
 loaded = tf.saved_model.load(path)
-res = {"tsv": loaded.signatures["serve_tsv"](lines=tf.constant(lines))["probability"].numpy().tolist()}
+res = {"tsv": loaded.signatures["serve_tsv_labeled"](lines=tf.constant(lines))["probability"].numpy().tolist()}
 no_label = [l.split("\t", 1)[1] for l in lines]
 res["tsv_no_label"] = loaded.signatures["serve_tsv"](lines=tf.constant(no_label))["probability"].numpy().tolist()
 cols = list(zip(*[l.split("\t")[1:] for l in lines]))
@@ -197,7 +197,7 @@ class ExportPruningTest(testing.TestCase):
     others = [k for k in stored if k.startswith("serving_variables/")]
     self.assertLen(others, len(model.variables) - len(pruned_names))
     rows = sorted(tuple(s) for k, s in stored.items()
-                  if k.startswith("pruned_tables/") and "/rows/" in k)
+                  if k.startswith("serving_tables/") and "/rows/" in k)
     kept = [report[n]["rows"] - report[n]["zero_rows"] for n in pruned_names]
     self.assertEqual(rows, sorted((k + 1, report[n]["dim"]) for k, n in zip(kept, pruned_names)))
 
@@ -208,7 +208,7 @@ class ExportPruningTest(testing.TestCase):
       self.assertAllClose(np.array(got[signature]), expected, rtol=0, atol=1e-6, msg=signature)
     # The unpruned SavedModel (loaded in a fresh process by the serving tests) agrees.
     lines = [line.rstrip("\n") for line in open(test_path)]
-    unpruned = tf.saved_model.load(full["path"]).signatures["serve_tsv"](lines=tf.constant(lines))
+    unpruned = tf.saved_model.load(full["path"]).signatures["serve_tsv_labeled"](lines=tf.constant(lines))
     self.assertAllClose(unpruned["probability"], np.array(got["tsv"]), rtol=0, atol=1e-6)
 
   def test_models_without_zero_rows_export_unchanged(self):
@@ -222,7 +222,7 @@ class ExportPruningTest(testing.TestCase):
     features, _ = input_pipeline.encode_frame(path, spec)
     loaded = tf.saved_model.load(info["path"])
     lines = [line.rstrip("\n") for line in open(path)]
-    got = loaded.signatures["serve_tsv"](lines=tf.constant(lines))["probability"]
+    got = loaded.signatures["serve_tsv_labeled"](lines=tf.constant(lines))["probability"]
     self.assertAllClose(got, model.predict(features, verbose=0)[:, 0], rtol=0, atol=1e-6)
 
   def _load_in_fresh_process(self, export_dir, test_path, spec, directory):

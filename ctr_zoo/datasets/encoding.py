@@ -133,6 +133,41 @@ def bucketize(values: pa.Array) -> pa.Array:
   return pa.array(b, pa.int64(), mask=missing)
 
 
+def quantile_ids(values: pa.Array, boundaries: tuple) -> np.ndarray:
+  """Ids of "quantile" buckets: 2 + #{j : boundaries[j] <= x}; missing -> 0. int64 (n,)."""
+  if boundaries is None:
+    raise spec_lib.SpecError("the feature is not fitted (no quantile boundaries): run "
+                             "datasets.fit first")
+  x = values.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> nan
+  missing = np.isnan(x)
+  ids = np.searchsorted(np.asarray(boundaries, np.float64), x, side="right").astype(np.int64)
+  return np.where(missing, MISSING_ID, ids + NUM_RESERVED_IDS)
+
+
+def quantile_boundaries(values: np.ndarray, counts: np.ndarray, num_buckets: int) -> tuple:
+  """Boundaries of `num_buckets` about equal-count buckets of a value histogram.
+
+  `values` (distinct, any order) and their `counts`. For q = 1 .. num_buckets
+  - 1 the boundary is the value v whose share of rows strictly below it is
+  nearest to q / num_buckets (ties: the larger v); repeated boundaries (heavy
+  ties) are merged and one at the minimum value dropped, so there may be fewer
+  buckets. No values -> () (one bucket).
+  """
+  if len(values) == 0:
+    return ()
+  order = np.argsort(values, kind="stable")
+  v = np.asarray(values, np.float64)[order]
+  c = np.asarray(counts, np.float64)[order]
+  below = np.cumsum(c) - c  # rows strictly below each value
+  targets = float(np.sum(c)) * np.arange(1, num_buckets) / num_buckets
+  upper = np.minimum(np.searchsorted(below, targets, side="left"), len(v) - 1)
+  lower = np.maximum(upper - 1, 0)
+  pick = np.where(np.abs(below[lower] - targets) < np.abs(below[upper] - targets), lower, upper)
+  out = np.unique(v[pick])
+  out = out[out > v[0]]  # a boundary at the minimum would leave bucket 0 empty
+  return tuple(float(b) for b in out)
+
+
 def dense_values(values: pa.Array, feature: spec_lib.DenseFeature) -> np.ndarray:
   """float32 (n,) model input of a non-bucketized DenseFeature (see module doc)."""
   x = values.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> nan
@@ -143,6 +178,8 @@ def dense_values(values: pa.Array, feature: spec_lib.DenseFeature) -> np.ndarray
     y = np.log1p(np.maximum(x, 0.0))
   elif feature.transform == "standardize":
     y = (x - float(feature.mean)) / float(feature.std)
+  elif feature.transform == "log1p_standardize":
+    y = (np.log1p(np.maximum(x, 0.0)) - float(feature.mean)) / float(feature.std)
   else:
     raise ValueError(f"dense_values: {feature.name!r} has transform {feature.transform!r}")
   return np.where(missing, 0.0, y).astype(np.float32)
@@ -207,7 +244,9 @@ def encode_table(table: pa.Table, spec: spec_lib.FeatureSpec,
       vocabulary, hash_buckets = id_source(spec, f)
       out[f.name] = sequence_ids(arr, f, vocabulary, hash_buckets)
     elif isinstance(f, spec_lib.DenseFeature):
-      if f.is_categorical:
+      if f.transform == "quantile":
+        out[f.name] = quantile_ids(arr, f.boundaries)
+      elif f.is_categorical:
         out[f.name] = vocab_ids(bucketize(arr), f.vocabulary, as_int=True)
       else:
         out[f.name] = dense_values(arr, f)

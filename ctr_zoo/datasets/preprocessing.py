@@ -14,7 +14,15 @@ Fitting rules (the rows of `fit_split` only, when a split is given):
   feature's vocabulary adds its tokens to that feature's counts and keeps no
   vocabulary of its own. Hashed features need no fitting.
 - "standardize": mean and population std of the non-missing float64 values
-  (std 1.0 if the values are constant or absent).
+  (std 1.0 if the values are constant or absent); "log1p_standardize": the
+  same of log(1 + max(x, 0)).
+- "quantile": boundaries from the exact histogram of the non-missing values
+  of the fitted split (`encoding.quantile_boundaries`; memory grows with the
+  number of distinct values).
+- An id feature whose vocabulary comes out empty (min_count above every
+  count, or a column that is always empty) is valid: every value maps to
+  OOV_ID. `fit` logs a warning naming the field and lists it in
+  `FitSummary.empty_vocabularies`.
 
 Output of `transform`: `output_dir/<split>/part-NNNNN.parquet` with one column
 per feature (int64 ids, float32 values, fixed_size_list<int64>[max_len] for
@@ -31,6 +39,7 @@ import shutil
 import time
 from typing import Any, Dict, Optional
 
+from absl import logging
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -89,6 +98,13 @@ class _ValueCounter:
     agg = t.group_by("value").aggregate([("count", "sum")])
     self.merged = agg.select(["value", "count_sum"]).rename_columns(["value", "count"])
 
+  def histogram(self) -> tuple:
+    """(distinct values, their counts) as NumPy arrays."""
+    self._merge()
+    if self.merged is None:
+      return np.zeros(0, np.float64), np.zeros(0, np.int64)
+    return (self.merged.column("value").to_numpy(), self.merged.column("count").to_numpy())
+
   def vocabulary(self, min_count: int, max_vocab_size: Optional[int]) -> tuple:
     self._merge()
     if self.merged is None:
@@ -118,6 +134,7 @@ class FitSummary:
     ctr: float. positives / rows.
     distinct_values: dict. Distinct non-missing values per counted field.
     vocabulary_sizes: dict. Kept vocabulary size per fitted field.
+    empty_vocabularies: list. Fields whose vocabulary is empty (all values OOV).
     read: dict. The `ReadSummary` of the pass (skipped rows, files).
     seconds: float. Wall time.
   """
@@ -126,6 +143,7 @@ class FitSummary:
   ctr: float = 0.0
   distinct_values: dict = dataclasses.field(default_factory=dict)
   vocabulary_sizes: dict = dataclasses.field(default_factory=dict)
+  empty_vocabularies: list = dataclasses.field(default_factory=list)
   read: dict = dataclasses.field(default_factory=dict)
   seconds: float = 0.0
 
@@ -137,11 +155,14 @@ class _Fitter:
     self.spec = spec
     self.counters: Dict[str, _ValueCounter] = {}
     self.moments: Dict[str, list] = {}
+    self.histograms: Dict[str, _ValueCounter] = {}
     for f in spec.features:
       if isinstance(f, spec_lib.DenseFeature):
-        if f.is_categorical:
+        if f.transform == "quantile":
+          self.histograms[f.name] = _ValueCounter(pa.float64())
+        elif f.is_categorical:
           self.counters[f.name] = _ValueCounter(pa.int64())
-        elif f.transform == "standardize":
+        elif f.transform in ("standardize", "log1p_standardize"):
           self.moments[f.name] = [0, 0.0, 0.0]  # n, sum, sum of squares
       elif isinstance(f, spec_lib.SequenceFeature) and f.shares_vocabulary_with:
         continue
@@ -169,11 +190,15 @@ class _Fitter:
     for f in spec.features:
       col = rows.column(f.name) if f.name in rows.column_names else None
       if isinstance(f, spec_lib.DenseFeature):
-        if f.is_categorical:
+        if f.name in self.histograms:
+          self.histograms[f.name].add(pc.cast(col.combine_chunks(), pa.float64()))
+        elif f.is_categorical:
           self.counters[f.name].add(encoding.bucketize(col.combine_chunks()))
         elif f.name in self.moments:
           x = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False) if col.null_count == 0 else \
               pc.cast(col.drop_null(), pa.float64()).to_numpy(zero_copy_only=False)
+          if f.transform == "log1p_standardize":
+            x = np.log1p(np.maximum(x, 0.0))
           m = self.moments[f.name]
           m[0] += len(x)
           m[1] += float(np.sum(x))
@@ -204,7 +229,20 @@ class _Fitter:
         vocab = counter.vocabulary(f.min_count, getattr(f, "max_vocab_size", None))
         summary.distinct_values[f.name] = counter.distinct
         summary.vocabulary_sizes[f.name] = len(vocab)
+        if not vocab:
+          why = (f"the column is always empty in the {summary.rows} fitted rows"
+                 if counter.distinct == 0 else
+                 f"none of its {counter.distinct} distinct values is seen min_count="
+                 f"{f.min_count} times")
+          logging.warning("fit: feature %r has an empty vocabulary (%s): every value maps to "
+                          "the OOV id", f.name, why)
+          summary.empty_vocabularies.append(f.name)
         f = dataclasses.replace(f, vocabulary=vocab)
+      elif f.name in self.histograms:
+        values, counts = self.histograms[f.name].histogram()
+        summary.distinct_values[f.name] = len(values)
+        f = dataclasses.replace(f, boundaries=encoding.quantile_boundaries(values, counts,
+                                                                             f.num_buckets))
       elif f.name in self.moments:
         n, s, ss = self.moments[f.name]
         mean = s / n if n else 0.0
@@ -219,14 +257,14 @@ class _Fitter:
 
 
 def _check_split(split, fit_split: str):
-  if split is not None and fit_split not in split.names:
-    raise ValueError(f"fit_split {fit_split!r} is not one of the split names {split.names}")
+  if split is not None:
+    splits_lib.check_fit_split(split, fit_split)
 
 
 def fit(source: Any, spec: spec_lib.FeatureSpec, *, split=None, fit_split: str = "train",
         on_bad_rows: str = "error", file_format: str = "auto",
         block_size: int = readers.DEFAULT_BLOCK_SIZE, batch_rows: int = readers.DEFAULT_BATCH_ROWS,
-        progress=None, return_summary: bool = False):
+        progress=None, return_summary: bool = False, field_map=None):
   """Fits vocabularies and statistics in one streaming pass.
 
   Args:
@@ -243,6 +281,8 @@ def fit(source: Any, spec: spec_lib.FeatureSpec, *, split=None, fit_split: str =
     batch_rows: int. Rows per Parquet / in-memory batch. Defaults to 65536.
     progress: callable(path, done, total) or None.
     return_summary: bool. Also return a `FitSummary`. Defaults to False.
+    field_map: libFM feature-id -> field map (path or dict), or None (fields
+      by position); see `readers.read_batches`. Defaults to None.
 
   Returns:
     The fitted FeatureSpec (and the FitSummary if `return_summary`).
@@ -253,7 +293,7 @@ def fit(source: Any, spec: spec_lib.FeatureSpec, *, split=None, fit_split: str =
   read_summary = readers.ReadSummary()
   for batch in readers.read_batches(source, spec, on_bad_rows=on_bad_rows, file_format=file_format,
                                     block_size=block_size, batch_rows=batch_rows,
-                                    summary=read_summary, progress=progress):
+                                    summary=read_summary, progress=progress, field_map=field_map):
     mask = None
     if split is not None:
       mask = split.assign(batch.file_index, batch.row_keys) == split.names.index(fit_split)
@@ -356,7 +396,7 @@ def transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, split
               on_bad_rows: str = "error", file_format: str = "auto",
               block_size: int = readers.DEFAULT_BLOCK_SIZE,
               batch_rows: int = readers.DEFAULT_BATCH_ROWS, rows_per_shard: int = 1 << 20,
-              compression: str = "snappy", progress=None) -> TransformSummary:
+              compression: str = "snappy", progress=None, field_map=None) -> TransformSummary:
   """Maps raw rows to ids / floats and writes Parquet shards per split.
 
   Args:
@@ -372,6 +412,7 @@ def transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, split
     rows_per_shard: int. Rows per output file. Defaults to 2**20.
     compression: str. Parquet codec. Defaults to "snappy".
     progress: callable(path, done, total) or None.
+    field_map: libFM field map, as for `fit`. Defaults to None.
 
   Returns:
     TransformSummary (also written to output_dir/summary.json).
@@ -383,7 +424,7 @@ def transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, split
     for batch in readers.read_batches(source, spec, on_bad_rows=on_bad_rows,
                                       file_format=file_format, block_size=block_size,
                                       batch_rows=batch_rows, summary=read_summary,
-                                      progress=progress):
+                                      progress=progress, field_map=field_map):
       which = None if split is None else split.assign(batch.file_index, batch.row_keys)
       transformer.add(batch.table, which)
   finally:
@@ -491,7 +532,7 @@ def fit_transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, s
                   block_size: int = readers.DEFAULT_BLOCK_SIZE,
                   batch_rows: int = readers.DEFAULT_BATCH_ROWS, rows_per_shard: int = 1 << 20,
                   compression: str = "snappy", progress=None,
-                  max_stage_bytes: int = DEFAULT_MAX_STAGE_BYTES) -> tuple:
+                  max_stage_bytes: int = DEFAULT_MAX_STAGE_BYTES, field_map=None) -> tuple:
   """`fit` then `transform` of the same source, parsing the raw text once.
 
   The result is identical to `transform(source, fit(source, spec, ...), ...)`.
@@ -507,8 +548,8 @@ def fit_transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, s
 
   Args:
     source, spec, split, fit_split, on_bad_rows, file_format, block_size,
-    batch_rows, progress: as for `fit` (progress is called in the first pass
-      only when staging).
+    batch_rows, field_map, progress: as for `fit` (progress is called in the
+      first pass only when staging).
     output_dir, rows_per_shard, compression: as for `transform`.
     max_stage_bytes: int. Largest estimated staging size. Defaults to 16 GiB.
 
@@ -517,7 +558,7 @@ def fit_transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, s
   """
   _check_split(split, fit_split)
   read_args = dict(on_bad_rows=on_bad_rows, file_format=file_format, block_size=block_size,
-                   batch_rows=batch_rows)
+                   batch_rows=batch_rows, field_map=field_map)
   os.makedirs(output_dir, exist_ok=True)
   estimate = _estimated_stage_bytes(source)
   free = shutil.disk_usage(output_dir).free

@@ -1,29 +1,27 @@
-"""Behaviour-sequence data for CAN: a synthetic generator and a MovieLens-100K reader.
+"""Synthetic behaviour sequences for CAN, and the history-building helpers.
 
-Both return `(frame, spec)`: a pandas DataFrame of RAW values (ids as strings,
-histories as tokens joined by "|", oldest first) and an UNFITTED FeatureSpec
-whose history SequenceFeatures share the vocabulary of the target item /
-category (`shares_vocabulary_with`). `datasets.fit(frame, spec)` fits it and
+`generate_sequence_data` returns `(frame, spec)`: a pandas DataFrame of RAW
+values (ids as strings, histories as tokens joined by "|", oldest first) and
+an UNFITTED FeatureSpec whose history SequenceFeatures share the vocabulary of
+the target item / category (`shares_vocabulary_with`), like the MovieLens
+reader (`ctr_zoo.datasets.movielens`). `datasets.fit(frame, spec)` fits it and
 `datasets.make_dataset(frame, fitted_spec, ...)` (or `transform`) consumes it
-like any other source. Extra columns (`oracle_p`, `timestamp`) are ignored
-by the readers.
+like any other source. Extra columns (`oracle_p`) are ignored by the readers.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-from typing import Optional, Sequence, Tuple
+from typing import Optional
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ctr_zoo.datasets import readers
 from ctr_zoo.feature_columns import spec as spec_lib
 
 
-def _join_histories(tokens: pa.Array, flat_index: np.ndarray, lengths: np.ndarray) -> pa.Array:
+def join_histories(tokens: pa.Array, flat_index: np.ndarray, lengths: np.ndarray) -> pa.Array:
   """Strings "t1|t2|..." per row from a flat index into `tokens` (vectorised)."""
   offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
   values = tokens.take(pa.array(flat_index, pa.int64()))
@@ -31,7 +29,7 @@ def _join_histories(tokens: pa.Array, flat_index: np.ndarray, lengths: np.ndarra
   return pc.binary_join(lists, "|")
 
 
-def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
   """Concatenation of arange(s, e) for every (s, e), without a Python loop."""
   lengths = ends - starts
   total = int(lengths.sum())
@@ -171,7 +169,7 @@ def generate_sequence_data(num_rows: int, seed: int = 0,
   labels = (rng.random(num_rows) < p).astype(np.int64)
   item_tokens = pa.array([f"i{i}" for i in range(n_items)], pa.string())
   cat_tokens = pa.array([f"c{k}" for k in range(n_cats)], pa.string())
-  flat = _ranges(np.arange(num_rows) * config.max_len,
+  flat = ranges(np.arange(num_rows) * config.max_len,
                  np.arange(num_rows) * config.max_len + lengths)
   hist_flat = hist.reshape(-1)[flat]
   import pandas as pd  # pylint: disable=g-import-not-at-top
@@ -180,112 +178,8 @@ def generate_sequence_data(num_rows: int, seed: int = 0,
       "user_id": [f"u{u}" for u in users],
       "item_id": item_tokens.take(pa.array(targets)).to_pylist(),
       "cat_id": cat_tokens.take(pa.array(item_cat[targets])).to_pylist(),
-      "hist_item_id": _join_histories(item_tokens, hist_flat, lengths).to_pylist(),
-      "hist_cat_id": _join_histories(cat_tokens, item_cat[hist_flat], lengths).to_pylist(),
+      "hist_item_id": join_histories(item_tokens, hist_flat, lengths).to_pylist(),
+      "hist_cat_id": join_histories(cat_tokens, item_cat[hist_flat], lengths).to_pylist(),
       "oracle_p": p,
   })
   return frame, sequence_spec(config.max_len)
-
-
-# --- MovieLens-100K ------------------------------------------------------------
-
-_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-           "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-           "Romance", "Sci-Fi", "Thriller", "War", "Western")
-
-
-def movielens_spec(max_len: int = 50, embedding_dim: int = 16,
-                   min_count: int = 1) -> spec_lib.FeatureSpec:
-  """The unfitted spec of `read_movielens_100k`'s frame."""
-  cat = lambda n: spec_lib.CategoricalFeature(n, min_count=min_count, embedding_dim=embedding_dim)
-  return spec_lib.FeatureSpec(features=(
-      cat("user_id"), cat("item_id"), cat("genre"), cat("gender"), cat("age"), cat("occupation"),
-      spec_lib.SequenceFeature("hist_item_id", max_len=max_len, embedding_dim=embedding_dim,
-                               shares_vocabulary_with="item_id"),
-      spec_lib.SequenceFeature("hist_genre", max_len=max_len, embedding_dim=embedding_dim,
-                               shares_vocabulary_with="genre"),
-  ), label="label", name="movielens_100k")
-
-
-def read_movielens_100k(directory: str, max_len: int = 50):
-  """MovieLens-100K as CTR rows with leakage-free behaviour histories.
-
-  label = rating >= 4. For a rating by user u at time t, the history holds the
-  items u rated STRICTLY before t (ratings at the same second are neither
-  history nor future of each other), oldest first, the last `max_len` kept;
-  `hist_genre` holds each history item's genre. An item's genre is its first
-  genre flag in u.item ("unknown" if none). The frame is sorted by (timestamp,
-  user, item) and keeps `timestamp` for time-based splits (`split_by_time`).
-
-  Args:
-    directory: str. Folder with u.data, u.item, u.user.
-    max_len: int. Longest history. Defaults to 50.
-
-  Returns:
-    (pandas DataFrame, unfitted FeatureSpec).
-  """
-  import pandas as pd  # pylint: disable=g-import-not-at-top
-  paths = {n: os.path.join(directory, n) for n in ("u.data", "u.item", "u.user")}
-  for name, path in paths.items():
-    if not os.path.exists(path):
-      raise readers.DataError(f"cannot read {path}: MovieLens-100K file {name} not found",
-                              path=path)
-  data = pd.read_csv(paths["u.data"], sep="\t", header=None,
-                     names=["user", "item", "rating", "timestamp"], dtype=np.int64)
-  items = pd.read_csv(paths["u.item"], sep="|", header=None, encoding="latin-1")
-  if items.shape[1] != 5 + len(_GENRES):
-    raise readers.DataError(f"{paths['u.item']}: expected {5 + len(_GENRES)} fields, got "
-                            f"{items.shape[1]}", path=paths["u.item"], field="field count")
-  flags = items.iloc[:, 5:].to_numpy(np.int64)
-  first = np.where(flags.any(axis=1), flags.argmax(axis=1), 0)
-  genre_of = dict(zip(items.iloc[:, 0].to_numpy(np.int64), np.array(_GENRES)[first]))
-  users = pd.read_csv(paths["u.user"], sep="|", header=None,
-                      names=["user", "age", "gender", "occupation", "zip"])
-  data = data.sort_values(["user", "timestamp", "item"], kind="mergesort").reset_index(drop=True)
-  u = data["user"].to_numpy()
-  ts = data["timestamp"].to_numpy()
-  n = len(data)
-  idx = np.arange(n)
-  new_user = np.concatenate([[True], u[1:] != u[:-1]])
-  new_time = new_user | np.concatenate([[True], ts[1:] != ts[:-1]])
-  user_start = np.maximum.accumulate(np.where(new_user, idx, 0))
-  end = np.maximum.accumulate(np.where(new_time, idx, 0))  # first event at the same second
-  start = np.maximum(user_start, end - max_len)
-  flat = _ranges(start, end)
-  item_str = data["item"].astype(str).to_numpy().astype(object)
-  genre_str = np.array([genre_of.get(i, "unknown") for i in data["item"].to_numpy()], dtype=object)
-  item_tokens = pa.array(item_str, pa.string())
-  genre_tokens = pa.array(genre_str, pa.string())
-  lengths = end - start
-  frame = pd.DataFrame({
-      "label": (data["rating"].to_numpy() >= 4).astype(np.int64),
-      "user_id": data["user"].astype(str).to_numpy(),
-      "item_id": item_str,
-      "genre": genre_str,
-      "hist_item_id": _join_histories(item_tokens, flat, lengths).to_pylist(),
-      "hist_genre": _join_histories(genre_tokens, flat, lengths).to_pylist(),
-      "timestamp": ts,
-  })
-  users = users.set_index("user")
-  frame["gender"] = users.loc[data["user"], "gender"].astype(str).to_numpy()
-  frame["age"] = users.loc[data["user"], "age"].astype(str).to_numpy()
-  frame["occupation"] = users.loc[data["user"], "occupation"].astype(str).to_numpy()
-  frame = frame.sort_values(["timestamp", "user_id", "item_id"], kind="mergesort")
-  return frame.reset_index(drop=True), movielens_spec(max_len)
-
-
-def split_by_time(frame, fractions: Sequence[float] = (0.8, 0.1, 0.1),
-                  time_column: str = "timestamp") -> Tuple:
-  """Splits a frame into consecutive time ranges with the given row fractions.
-
-  Rows sharing a timestamp stay in the same part.
-  """
-  if abs(sum(fractions) - 1.0) > 1e-9 or any(f < 0 for f in fractions):
-    raise ValueError(f"fractions must be >= 0 and sum to 1, got {tuple(fractions)}")
-  frame = frame.sort_values(time_column, kind="mergesort").reset_index(drop=True)
-  t = frame[time_column].to_numpy()
-  cuts = [0]
-  for c in np.cumsum(fractions)[:-1]:
-    cuts.append(int(np.searchsorted(t, t[min(int(c * len(t)), len(t) - 1)], side="left")))
-  cuts.append(len(t))
-  return tuple(frame.iloc[cuts[i]:cuts[i + 1]].reset_index(drop=True) for i in range(len(fractions)))

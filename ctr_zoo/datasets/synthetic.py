@@ -255,8 +255,9 @@ def generate_criteo_tsv(path: str, num_rows: int, seed: int = 0,
   options = pa_csv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
   oracle_schema = pa.schema([("p", pa.float64()), ("label", pa.int8())])
   all_p, all_y = [], []
-  with pa.output_stream(path + ".tmp", compression=compression) as sink, \
-      pq.ParquetWriter(oracle_path + ".tmp", oracle_schema) as oracle_writer:
+  tmp = f".tmp-{os.getpid()}"  # private: concurrent generators of one path never share a file
+  with pa.output_stream(path + tmp, compression=compression) as sink, \
+      pq.ParquetWriter(oracle_path + tmp, oracle_schema) as oracle_writer:
     writer = None
     for c, start in enumerate(range(0, num_rows, chunk_rows)):
       n = min(chunk_rows, num_rows - start)
@@ -268,8 +269,8 @@ def generate_criteo_tsv(path: str, num_rows: int, seed: int = 0,
       all_p.append(p.astype(np.float32))
       all_y.append(labels)
     writer.close()
-  os.replace(path + ".tmp", path)
-  os.replace(oracle_path + ".tmp", oracle_path)
+  os.replace(oracle_path + tmp, oracle_path)
+  os.replace(path + tmp, path)
   metrics = oracle_metrics(np.concatenate(all_p), np.concatenate(all_y))
   return {"rows": num_rows, "ctr": metrics["ctr"], "oracle_auc": metrics["auc"],
           "oracle_logloss": metrics["logloss"], "oracle_path": oracle_path}

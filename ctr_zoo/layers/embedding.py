@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from ctr_zoo import checks
 from ctr_zoo.layers import initializers
+from ctr_zoo.layers import quantization
 from ctr_zoo.serialization import register
 
 EMBEDDING_PREFIX = "embedding/"
@@ -78,6 +79,13 @@ class FeatureEmbedding(tf.keras.layers.Layer):
   one gather on a (B, n) id matrix: E[ids + o] (B, n, d), with no split and
   no re-stacking (the fastest layout for models that concatenate fields).
 
+  Quantization-aware training (`fake_quant=True`): every looked-up row is
+  replaced in the forward pass by its per-row int8 round trip,
+  e~ = clip(round(e / s), -127, 127) s with s = max_j |e_j| / 127, and the
+  gradient passes straight through (`quantization.fake_quantize_rows`). The
+  tables and their updates stay float32; the regularizer sees the float32
+  rows. A model trained so is then exported with per-row int8 tables.
+
   Args:
     tables: list of (name, num_ids, dim). One table per entry; exactly what
       `FeatureSpec.embedding_tables()` returns.
@@ -92,6 +100,8 @@ class FeatureEmbedding(tf.keras.layers.Layer):
     embeddings_initializer: initializer (cloned per table). Defaults to
       "uniform" (Keras Embedding's U(-0.05, 0.05)).
     embeddings_regularizer: regularizer on looked-up rows. Defaults to None.
+    fake_quant: bool. Fake-quantize looked-up rows to per-row int8 in the
+      forward pass (straight-through gradient). Defaults to False.
 
   Input: dict feature name -> int ids (B,) or (B, T); keys not used are
   ignored (pass the whole feature dict). Output: dict feature name ->
@@ -110,9 +120,11 @@ class FeatureEmbedding(tf.keras.layers.Layer):
                stack: bool = False,
                embeddings_initializer: Any = "uniform",
                embeddings_regularizer: Any = None,
+               fake_quant: bool = False,
                **kwargs):
     super().__init__(**kwargs)
     kind = type(self).__name__
+    self.fake_quant = checks.boolean(fake_quant, f"{kind} fake_quant")
     self.tables = _normalize_tables(tables, kind)
     table_names = [t[0] for t in self.tables]
     mapping = dict(feature_to_table or {})
@@ -211,7 +223,8 @@ class FeatureEmbedding(tf.keras.layers.Layer):
       flat = [tf.reshape(ids[f] + self.offsets[t], (-1,)) for f, t in self._features.items()]
       sizes = [tf.size(x) for x in flat]
       rows = tf.gather(self.fused_table, tf.concat(flat, axis=0))  # (sum of sizes, d): one gather
-      for (f, _), part in zip(self._features.items(), tf.split(rows, tf.stack(sizes), axis=0)):
+      seen = quantization.fake_quantize_rows(rows) if self.fake_quant else rows
+      for (f, _), part in zip(self._features.items(), tf.split(seen, tf.stack(sizes), axis=0)):
         out[f] = tf.reshape(part, tf.concat([tf.shape(ids[f]), [d]], axis=0))  # (B[, T], d)
         out[f].set_shape(ids[f].shape.concatenate(d))
     else:
@@ -224,6 +237,8 @@ class FeatureEmbedding(tf.keras.layers.Layer):
       else:
         self.add_loss(tf.add_n([regularize_rows(self.embeddings_regularizer, e)
                                 for e in out.values()]))
+    if self.fake_quant and not self.fused:
+      out = {f: quantization.fake_quantize_rows(e) for f, e in out.items()}
     return out
 
   def _fused_stack_lookup(self, inputs) -> tf.Tensor:
@@ -238,12 +253,12 @@ class FeatureEmbedding(tf.keras.layers.Layer):
       else:
         self.add_loss(tf.add_n([regularize_rows(self.embeddings_regularizer, rows[:, i])
                                 for i in range(len(self._features))]))
-    return rows
+    return quantization.fake_quantize_rows(rows) if self.fake_quant else rows
 
   def call(self, inputs):
     if self.stack and self.fused:
       return self._fused_stack_lookup(inputs)  # (B, n, d)
-    if self.stack and is_additive_regularizer(self.embeddings_regularizer):
+    if self.stack and is_additive_regularizer(self.embeddings_regularizer) and not self.fake_quant:
       out = self.lookup(inputs, regularize=False)
       rows = tf.stack([out[f] for f in self._features], axis=1)  # (B, n, d)
       # One op on every looked-up row.
@@ -264,4 +279,6 @@ class FeatureEmbedding(tf.keras.layers.Layer):
         "embeddings_initializer": tf.keras.initializers.serialize(self.embeddings_initializer),
         "embeddings_regularizer": tf.keras.regularizers.serialize(self.embeddings_regularizer),
     })
+    if self.fake_quant:  # only when set: configs saved before the option load unchanged
+      config["fake_quant"] = True
     return config

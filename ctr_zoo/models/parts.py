@@ -69,15 +69,20 @@ class EmbeddingConfig:
       to 1e-5.
     fused: bool. One fused table per embedding width instead of one table per
       field (same numbers). Defaults to False.
+    fake_quant: bool. Quantization-aware training: the looked-up rows are
+      fake-quantized to per-row int8 in the forward pass (straight-through
+      gradient, float32 tables); see `FeatureEmbedding`. Defaults to False.
   """
   dim: Optional[int] = 16
   l2: float = 1e-5
   fused: bool = False
+  fake_quant: bool = False
 
   def __post_init__(self):
     checks.optional_positive_int(self.dim, "embedding.dim")
     checks.non_negative(self.l2, "embedding.l2")
     checks.boolean(self.fused, "embedding.fused")
+    checks.boolean(self.fake_quant, "embedding.fake_quant")
 
 
 def l2_or_none(strength: float):
@@ -103,7 +108,8 @@ def width_groups(spec: spec_lib.FeatureSpec) -> dict:
 
 
 def embedding_layers(spec: spec_lib.FeatureSpec, embedding_l2: float = 0.0,
-                     name: str = "embedding", fused: bool = False) -> list:
+                     name: str = "embedding", fused: bool = False,
+                     fake_quant: bool = False) -> list:
   """The `FeatureEmbedding` layer(s) behind a spec's id features.
 
   With `fused=False`: one layer named `name` with a table per field. With
@@ -121,21 +127,22 @@ def embedding_layers(spec: spec_lib.FeatureSpec, embedding_l2: float = 0.0,
   if not fused or len(groups) == 1:
     return [embedding_lib.FeatureEmbedding.from_spec(
         spec, fused=fused and len(spec.embedding_tables()) > 1,
-        embeddings_regularizer=regularizer, name=name)]
+        embeddings_regularizer=regularizer, fake_quant=fake_quant, name=name)]
   layers = []
   for d, tables in groups.items():
     names = {t[0] for t in tables}
     layers.append(embedding_lib.FeatureEmbedding(
         tables, feature_to_table={f: t for f, t in shared.items() if t in names},
-        fused=len(tables) > 1, embeddings_regularizer=regularizer, name=f"{name}_d{d}"))
+        fused=len(tables) > 1, embeddings_regularizer=regularizer, fake_quant=fake_quant,
+        name=f"{name}_d{d}"))
   return layers
 
 
 def embed(inputs: dict, spec: spec_lib.FeatureSpec, embedding_l2: float = 0.0,
-          name: str = "embedding", fused: bool = False) -> list:
+          name: str = "embedding", fused: bool = False, fake_quant: bool = False) -> list:
   """Per-field embeddings in spec order: id features (B, d), sequences mean-pooled (B, d)."""
   emb = {}
-  for layer in embedding_layers(spec, embedding_l2, name, fused):
+  for layer in embedding_layers(spec, embedding_l2, name, fused, fake_quant):
     emb.update(layer(inputs))
   out = []
   for f in spec.features:
@@ -165,7 +172,8 @@ def concat(tensors: list, name: str) -> tf.Tensor:
 
 
 def stacked_embeddings(inputs: dict, spec: spec_lib.FeatureSpec, embedding_l2: float = 0.0,
-                       name: str = "embedding", fused: bool = True) -> Optional[tf.Tensor]:
+                       name: str = "embedding", fused: bool = True,
+                       fake_quant: bool = False) -> Optional[tf.Tensor]:
   """E (B, n, d) of the n id features in spec order, with the L2 as one op.
 
   `fused`: one (B, n) gather on one fused table; else a table per field,
@@ -177,7 +185,8 @@ def stacked_embeddings(inputs: dict, spec: spec_lib.FeatureSpec, embedding_l2: f
   if len(tables) < 2 or spec.sequence_features or len(width_groups(spec)) != 1:
     return None
   layer = embedding_lib.FeatureEmbedding.from_spec(
-      spec, fused=fused, stack=True, embeddings_regularizer=l2_or_none(embedding_l2), name=name)
+      spec, fused=fused, stack=True, embeddings_regularizer=l2_or_none(embedding_l2),
+      fake_quant=fake_quant, name=name)
   return layer(inputs)  # (B, n, d)
 
 
@@ -229,7 +238,8 @@ class Parts:
   def embeddings(self) -> List[tf.Tensor]:
     """Per-field embeddings in spec order (B, d); sequences mean-pooled."""
     return self._once("embeddings", lambda: embed(self.inputs, self.spec, self.l2,
-                                                  fused=self.embedding.fused))
+                                                  fused=self.embedding.fused,
+                                                  fake_quant=self.embedding.fake_quant))
 
   def dense_matrix(self) -> Optional[tf.Tensor]:
     """The raw numeric values x (B, m), or None."""
@@ -240,7 +250,8 @@ class Parts:
     return self._once("flat", self._build_flat_input)
 
   def _build_flat_input(self):
-    stacked = (stacked_embeddings(self.inputs, self.spec, self.l2)
+    stacked = (stacked_embeddings(self.inputs, self.spec, self.l2,
+                                  fake_quant=self.embedding.fake_quant)
                if self.embedding.fused else None)
     if stacked is not None:
       n, d = stacked.shape[1], stacked.shape[2]
@@ -260,7 +271,8 @@ class Parts:
 
   def _build_field_stack(self, owner):
     d = embedding_dim(self.spec, owner)
-    stacked = (stacked_embeddings(self.inputs, self.spec, self.l2)
+    stacked = (stacked_embeddings(self.inputs, self.spec, self.l2,
+                                  fake_quant=self.embedding.fake_quant)
                if self.embedding.fused else None)
     groups = []
     if stacked is not None:

@@ -29,7 +29,7 @@ import json
 from typing import Any, Dict, List, Optional
 
 DATA_SOURCES = ("synthetic", "file")
-DATA_SPLITS = ("random", "by_day")
+DATA_SPLITS = ("random", "by_day", "kfold")
 BAD_ROW_POLICIES = ("error", "skip")
 
 
@@ -41,26 +41,55 @@ class ConfigError(ValueError):
 class DataConfig:
   """Where the examples come from and how raw fields become model inputs.
 
-  Everything here but `name` and `path` changes the prepared shards, and is
-  part of the data cache key (with the identity of the source files).
+  Everything here but `name`, the paths and `fingerprint` changes the
+  prepared shards, and is part of the data cache key (with the content of
+  the source files).
 
   Args:
-    name: str. Short name of the data setup (for records and tables).
-      Defaults to "synthetic".
+    name: str. Short name of the data set (for records, tables and default
+      run names); --data naming another file than the setup's own sets it
+      to that file's name. Defaults to "synthetic".
     source: str. "synthetic" (the built-in generator, cached) or "file" (a raw
-      TSV/CSV/Parquet file or a prepared directory, given by `path` or
-      --data). Defaults to "synthetic".
-    path: str. Raw data file(s) or prepared directory for source="file".
+      file or a prepared directory, given by `path` or --data). Defaults to
+      "synthetic".
+    path: str. Raw training data file(s) (a path, glob or comma list) or a
+      prepared directory for source="file" (--data sets it). Defaults to "".
+    train_path: str. The training file(s) in the BARS x1 layout's terms
+      (beside `valid_path` and `test_path`): when set it replaces `path`
+      (the named experiments turn it into `path`, as --data). Defaults to "".
+    valid_path: str. A separate validation file: nothing is carved out of the
+      training file for valid (valid_fraction is ignored). Defaults to "".
+    test_path: str. A separate test file: nothing is carved out of the
+      training file for test (test_fraction is ignored). Defaults to "".
+    spec: str. What the files are: a built-in spec ("criteo", "avazu",
+      "frappe"), a schema file or a saved FeatureSpec JSON
+      (`ctr_zoo.feature_columns.schema`); "" = "criteo". --spec sets it.
       Defaults to "".
-    split: str. "random" (fractions below, seeded) or "by_day" (rows in file
+    format: str. The files' format ("auto" from the file name, "tsv",
+      "csv", "parquet", "libfm", "libffm"). Defaults to "auto".
+    field_map: str. libFM only: a file of `<feature id> <field>` lines; ""
+      assigns fields by position in the line. Defaults to "".
+    split: str. "random" (fractions below, seeded), "by_day" (rows in file
       order cut into `num_days` equal days: the first num_days - 1 train, the
-      last day halved into valid and test). Defaults to "random".
-    valid_fraction: float. Share of rows in valid (random split). Defaults to 0.1.
-    test_fraction: float. Share of rows in test (random split). Defaults to 0.1.
+      last day halved into valid and test) or "kfold" (fold `fold` of `folds`
+      is test; of the rest a share valid_fraction is valid). Defaults to
+      "random".
+    valid_fraction: float. Share of rows in valid (random and kfold splits).
+      0 is allowed with `valid_path`. Defaults to 0.1.
+    test_fraction: float. Share of rows in test (random split). 0 is
+      allowed with `test_path`. Defaults to 0.1.
     split_seed: int. Seed of the split. Defaults to 2020.
     num_days: int. Days in the file for split="by_day". Defaults to 7.
+    folds: int. K of split="kfold". Defaults to 5.
+    fold: int. The test fold of split="kfold", 0 <= fold < folds. Defaults to 0.
     dense_transform: str. Transform of integer fields ("log1p", "bucketize",
-      "standardize", "none"). Defaults to "log1p".
+      "standardize", "log1p_standardize", "quantile", "none") when
+      `integer_encoding` is "". Defaults to "log1p".
+    integer_encoding: str. Encoding of integer (and float) fields:
+      "continuous", "bucketize", "quantile", "continuous+bucketize",
+      "continuous+quantile" (`ctr_zoo.feature_columns.integers`); ""
+      = `dense_transform`. Defaults to "".
+    num_buckets: int. Buckets of the quantile encodings. Defaults to 16.
     min_count: int. Vocabulary min count (rarer values -> OOV). Defaults to 1.
     hash_buckets: int or None. Hash categorical values instead of a vocabulary.
       Defaults to None.
@@ -71,22 +100,36 @@ class DataConfig:
     synthetic_seed: int. Seed of the synthetic rows. Defaults to 7.
     synthetic_options: dict. Extra keyword arguments of the generator's world
       (`ctr_zoo.datasets.SyntheticCriteoConfig`). Defaults to {}.
+    fingerprint: str. The content fingerprint of the data a run trained on,
+      filled in by the runner (not a setting): a rerun on different data is
+      refused like a changed config. Defaults to "".
   """
   name: str = "synthetic"
   source: str = "synthetic"
   path: str = ""
+  train_path: str = ""
+  valid_path: str = ""
+  test_path: str = ""
+  spec: str = ""
+  format: str = "auto"
+  field_map: str = ""
   split: str = "random"
   valid_fraction: float = 0.1
   test_fraction: float = 0.1
   split_seed: int = 2020
   num_days: int = 7
+  folds: int = 5
+  fold: int = 0
   dense_transform: str = "log1p"
+  integer_encoding: str = ""
+  num_buckets: int = 16
   min_count: int = 1
   hash_buckets: Optional[int] = None
   on_bad_rows: str = "error"
   synthetic_rows: int = 200000
   synthetic_seed: int = 7
   synthetic_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  fingerprint: str = ""
 
 
 @dataclasses.dataclass

@@ -9,6 +9,13 @@ every data setup below, e.g. `dcn_v2_synthetic`, `dnn_criteo`,
 - `criteo`: a raw Criteo TSV given with --data (defaults to the 6,000-row
   sample in $CTR_ZOO_SHARED_DATA or ../shared/data when present), random
   8:1:1 split.
+- `avazu`: the Avazu CSV (with its header) given with --data (defaults to the
+  6,000-row shared sample), `data.spec="avazu"` (id dropped, hour of day and
+  weekday derived from `hour`, every other column categorical), random 8:1:1.
+- `frappe`: a Frappe libFM file given with --data (defaults to the shared
+  57,722-row file), `data.spec="frappe"` (10 one-hot fields), random 8:1:1.
+  BARS Frappe_x1 ships separate train / valid / test files: set
+  `data.valid_path` and `data.test_path`.
 - `criteo_x4`: BARS Criteo_x4_001 (Zhu et al., "Open Benchmarking for
   Click-Through Rate Prediction", CIKM'21): Kaggle train.txt, random 8:1:1
   split with seed 2018, min_count 10, integer fields bucketed
@@ -54,6 +61,26 @@ def _criteo() -> base.ExperimentConfig:
   return cfg
 
 
+def _avazu() -> base.ExperimentConfig:
+  cfg = base.ExperimentConfig()
+  base.apply_overrides(cfg, {
+      "data.name": "avazu_sample", "data.source": "file", "data.path": paths.avazu_sample(),
+      "data.spec": "avazu", "data.min_count": 2, "input.batch_size": 256, "trainer.epochs": 3,
+      "trainer.checkpoint_every_steps": 50,
+  })
+  return cfg
+
+
+def _frappe() -> base.ExperimentConfig:
+  cfg = base.ExperimentConfig()
+  base.apply_overrides(cfg, {
+      "data.name": "frappe", "data.source": "file", "data.path": paths.frappe_libfm(),
+      "data.spec": "frappe", "data.min_count": 1, "input.batch_size": 1024, "trainer.epochs": 3,
+      "trainer.checkpoint_every_steps": 50,
+  })
+  return cfg
+
+
 def _criteo_x4() -> base.ExperimentConfig:
   # Embedding dim 16: the spec's default width.
   cfg = base.ExperimentConfig()
@@ -86,6 +113,8 @@ EARLY_STOPPING = {"trainer.monitor": "auc", "trainer.patience": 2}
 DATA_SETUPS: Dict[str, Callable[[], base.ExperimentConfig]] = {
     "synthetic": _synthetic,
     "criteo": _criteo,
+    "avazu": _avazu,
+    "frappe": _frappe,
     "criteo_x4": _criteo_x4,
     "dcnv2_paper": _dcnv2_paper,
 }
@@ -121,6 +150,20 @@ TUNED: Dict[str, Dict[str, Dict[str, object]]] = {
         "lr": _LR_FTRL,
         # dcn (v1): batch norm in its 2x1024 tower made it unstable on 4,820 rows
         # (valid AUC 0.690 / 0.674 for seeds 0 / 1 with it, 0.728 / 0.723 without).
+        "dcn": {"model.params.tower.batch_norm": False},
+    },
+    # Avazu and Frappe samples: the Criteo sample's settings until chosen by
+    # cross-validation on them.
+    "avazu": {
+        "*": {"optimizer.embedding_learning_rate": 0.2, "model.common_params.embedding.l2": 1e-5,
+              "model.common_params.tower.dropout": 0.2},
+        "lr": _LR_FTRL,
+        "dcn": {"model.params.tower.batch_norm": False},
+    },
+    "frappe": {
+        "*": {"optimizer.embedding_learning_rate": 0.2, "model.common_params.embedding.l2": 1e-5,
+              "model.common_params.tower.dropout": 0.2},
+        "lr": _LR_FTRL,
         "dcn": {"model.params.tower.batch_norm": False},
     },
     "criteo_x4": {"lr": _LR_FTRL},
