@@ -1,6 +1,8 @@
 # The README's two commands: `make train` and `make test`. Both set up what is
 # missing (virtualenv, the package, Bazel), skip what is already there, and say
-# what they are doing.
+# what they are doing. `make test` runs the whole suite once, as `bazel test
+# //...` (pytest where no Bazel can be had), then starts every binary target
+# with `bazel run` (.ci/bazel_smoke.sh).
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -10,10 +12,12 @@ STAMP := $(VENV)/.ctr_zoo-installed-$(shell cat pyproject.toml | sha1sum | cut -
 # Bazel's py_binary/py_test use the first python3 on PATH: the virtualenv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# Real data for the tests that read it (beside the checkout; they skip where absent).
+export CTR_ZOO_SHARED_DATA ?= $(abspath $(CURDIR)/../shared/data)
 BAZEL := bazel --batch
 ARGS ?=
 
-.PHONY: setup venv bazel train test test-python test-bazel results clean
+.PHONY: setup venv bazel train test test-python test-bazel results reliability clean
 
 setup: $(STAMP) bazel
 
@@ -55,25 +59,31 @@ train: setup
 	  $(VPY) -m experiments.train $(ARGS); \
 	fi
 
+# The whole suite under pytest (what `make test` runs where Bazel is absent).
 test-python: $(STAMP)
 	@echo "==> pytest tests (the whole suite)"
 	@$(VPY) -m pytest -q tests
 
+# The whole suite under Bazel: every tests/*_test.py and tests/faults/*_test.py is
+# a py_test target; then every binary target is started with `bazel run`
+# (--help and one small real invocation with relative paths).
 test-bazel: setup
-	@if command -v bazel >/dev/null 2>&1; then \
-	  echo "==> bazel build //... (offline)"; \
-	  $(BAZEL) build //... ; \
-	  echo "==> bazel run //experiments:train -- --help"; \
-	  help=$$($(BAZEL) run //experiments:train -- --help 2>/dev/null || true); \
-	  echo "$$help" | grep -q -- "--list_experiments" || { echo "bazel run //experiments:train -- --help listed no flags"; exit 1; }; \
-	  echo "==> bazel test (smoke targets through Bazel)"; \
-	  $(BAZEL) test //tests:foundation_test //tests:experiments_train_test //tests:models_compat_test; \
-	else \
-	  echo "==> no bazel: skipping bazel build (install Bazel to check the workspace)"; \
-	fi
+	@echo "==> bazel --batch test //... (the whole suite: one py_test per test file)"
+	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	  $(BAZEL) test //... --test_output=errors 2>&1 | tee "$$log"; \
+	  summary=$$(grep -Eo 'Executed [0-9]+ out of [0-9]+ tests?: [0-9]+ tests? pass' "$$log" | tail -1); \
+	  echo "bazel: $$(echo "$$summary" | awk '{print $$7}') passed, 0 failed"
+	@.ci/bazel_smoke.sh
 
-# Installs what is missing, runs the whole pytest suite, then builds every Bazel target.
-test: setup test-python test-bazel
+# Installs what is missing and runs the whole suite once: through Bazel where
+# it is (or can be) installed, else through pytest.
+test: setup
+	@if command -v bazel >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory test-bazel; \
+	else \
+	  echo "==> no bazel: running the suite with pytest"; \
+	  $(MAKE) --no-print-directory test-python; \
+	fi
 	@echo "==> all tests passed"
 
 # Re-renders the README's results sections (and benchmarks/results/auc_*) from
@@ -84,6 +94,14 @@ test: setup test-python test-bazel
 # (a user's run without --record writes to runs/benchmarks/ only).
 results: $(STAMP)
 	@echo "==> rendering README.md from benchmarks/results/ (tracked records)"
+	@$(VPY) -m benchmarks.render_readme README.md
+
+# Runs the fault-injection suite (tests/faults/), records each case and its
+# outcome in benchmarks/results/reliability.json, and renders the README's
+# reliability table from it (`make results` re-renders it from that record).
+reliability: $(STAMP)
+	@echo "==> running tests/faults/ and recording its cases and outcomes"
+	@$(VPY) -m benchmarks.reliability --record=benchmarks/results/reliability.json
 	@$(VPY) -m benchmarks.render_readme README.md
 
 clean:

@@ -38,7 +38,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
-import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
+from experiments import cli
+
+cli.import_tensorflow_quietly()  # Keras 2 before TensorFlow, without its start-up lines
 import tensorflow as tf
 
 from benchmarks import auc_tables

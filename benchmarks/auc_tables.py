@@ -7,7 +7,10 @@ examples_per_sec, oracle_auc / oracle_logloss (synthetic data only).
 
 Tables group by (data, model): mean +- std (sample std, ddof=1) over seeds;
 the best mean AUC and logloss are bold; for synthetic data an "oracle" row and
-a column with each model's AUC distance to the oracle are added.
+a column with each model's AUC distance to the oracle are added. Where the
+records hold the scikit-learn LR anchor (`ANCHOR`, `benchmarks.sklearn_anchor`)
+for that data, every model whose mean AUC is below the anchor's is marked
+"(below LR anchor)".
 
 README rendering replaces the text between
 `<!-- auc-table:<data>:begin -->` and `<!-- auc-table:<data>:end -->`.
@@ -25,6 +28,9 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from benchmarks import records
+
+ANCHOR = "sklearn_lr"  # the model name of benchmarks.sklearn_anchor's records
+BELOW_ANCHOR = "(below LR anchor)"
 
 CSV_FIELDS = ("data", "model", "runs", "auc_mean", "auc_std", "logloss_mean", "logloss_std",
               "oracle_auc", "auc_gap_to_oracle", "params", "train_seconds", "examples_per_sec")
@@ -74,6 +80,7 @@ def markdown_table(rows: List[dict], data: str) -> str:
   best_auc = max(r["auc_mean"] for r in rows)
   best_ll = min(r["logloss_mean"] for r in rows)
   has_oracle = any(r["oracle_auc"] is not None for r in rows)
+  anchor = next((r["auc_mean"] for r in rows if r["model"] == ANCHOR), None)
   header = ["model", "test AUC (mean ± std)", "test logloss (mean ± std)"]
   if has_oracle:
     header.append("AUC gap to oracle")
@@ -86,7 +93,10 @@ def markdown_table(rows: List[dict], data: str) -> str:
       auc = f"**{auc}**"
     if math.isclose(r["logloss_mean"], best_ll):
       ll = f"**{ll}**"
-    cells = [r["model"], auc, ll]
+    name = r["model"]
+    if anchor is not None and name != ANCHOR and r["auc_mean"] < anchor:
+      name = f"{name} {BELOW_ANCHOR}"
+    cells = [name, auc, ll]
     if has_oracle:
       cells.append(f"{r['auc_gap_to_oracle']:.4f}" if r["auc_gap_to_oracle"] is not None else "")
     cells += [str(r["runs"]), f"{r['params']:,}", f"{r['train_seconds']:.1f}",

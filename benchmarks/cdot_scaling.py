@@ -28,7 +28,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-import ctr_zoo  # noqa: E402,F401  (selects Keras 2 before TensorFlow)
+from experiments import cli  # noqa: E402
+
+cli.import_tensorflow_quietly()  # Keras 2 before TensorFlow, without its start-up lines
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import tensorflow as tf  # noqa: E402

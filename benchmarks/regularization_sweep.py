@@ -26,7 +26,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
-import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
+from experiments import cli
+
+cli.import_tensorflow_quietly()  # Keras 2 before TensorFlow, without its start-up lines
 import tensorflow as tf
 
 from benchmarks import common_flags  # noqa: F401  (--results, --record)

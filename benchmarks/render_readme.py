@@ -12,6 +12,9 @@ and the README's marked blocks.
   `throughput-table` block (with the run's machine, date and revision).
 - Precision: auc_records.jsonl against auc_records_bf16.jsonl (the same
   experiments with model.precision=mixed_bfloat16) -> `precision-table`.
+- Reliability: benchmarks/results/reliability.json (the fault-injection
+  suite's cases and outcomes, `make reliability`) -> `reliability-table`
+  (when the README has that block).
 - Serving: benchmarks/results/serving_records.jsonl (`benchmarks.serving`) ->
   serving.md and the README's `serving-table` block (when the README has one).
 - Distributed training: the last record of benchmarks/results/distributed.jsonl
@@ -27,10 +30,13 @@ import sys
 
 from absl import app
 
-import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
+from experiments import cli
+
+cli.import_tensorflow_quietly()  # Keras 2 before TensorFlow, without its start-up lines
 
 from benchmarks import auc_tables
 from benchmarks import records
+from benchmarks import reliability
 from benchmarks import throughput_report
 
 ROOT = records.REPO_ROOT
@@ -105,6 +111,9 @@ def main(argv):
                          distributed.render(records.load_jsonl(distributed_records)[-1]))
   with open(readme, "w") as fh:
     fh.write(text)
+  record = os.path.join(RESULTS, reliability.RECORD_FILE)
+  if os.path.exists(record) and not reliability.render_readme(readme, record):
+    print(f"note: {readme} has no {reliability.BLOCK} block; the reliability table was not rendered")
   print(f"regenerated the results sections of {readme}")
   return 0
 

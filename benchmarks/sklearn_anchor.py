@@ -39,6 +39,10 @@ from absl import flags
 import numpy as np
 import pandas as pd
 
+from experiments import cli
+
+cli.import_tensorflow_quietly()  # Keras 2 before TensorFlow, without its start-up lines
+
 from benchmarks import common_flags  # noqa: F401  (--results, --record)
 from benchmarks import records
 from ctr_zoo.datasets import synthetic

@@ -28,7 +28,9 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 
-import ctr_zoo  # noqa: E402,F401  (selects Keras 2 before TensorFlow)
+from experiments import cli  # noqa: E402
+
+cli.import_tensorflow_quietly()  # Keras 2 before TensorFlow, without its start-up lines
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import common_flags  # noqa: E402,F401  (--results, --record)

@@ -40,6 +40,7 @@ from experiments import paths
 from experiments import progress as progress_lib
 from experiments import resolve as resolve_lib
 from experiments import run_dir
+from experiments import run_lock
 from experiments import zoo
 
 MODEL_FILE = "model.keras"
@@ -94,6 +95,23 @@ def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True, callb
     distributed.serve(cluster)
     return {"role": cluster.role, "summary": f"{cluster.role}: stopped serving"}
 
+  if tcfg.patience or tcfg.eval_every_steps:
+    logging.warning(
+        "trainer.distribute=%s trains trainer.epochs=%d epochs: validation during training and "
+        "early stopping (trainer.patience=%d, trainer.eval_every_steps=%d) run only in a "
+        "single process; the last checkpoint is scored and exported", mode, tcfg.epochs,
+        tcfg.patience, tcfg.eval_every_steps)
+  if cluster.is_chief:  # the chief owns the run directory: a second trainer there is refused
+    with run_lock.RunLock(os.path.normpath(model_dir)):
+      return _train(cfg, cluster, os.path.normpath(model_dir), overwrite, export, callbacks,
+                    progress, quantize)
+  return _train(cfg, cluster, model_dir, overwrite, export, callbacks, progress, quantize)
+
+
+def _train(cfg, cluster, model_dir, overwrite, export, callbacks, progress, quantize):
+  """`run` for a task that trains (the chief or a worker)."""
+  tcfg = cfg.trainer
+  mode = tcfg.distribute
   # data.fingerprint, as in the single-process runner: every task that reads the
   # data records the same content fingerprint (part of params.json).
   cfg = data_lib.with_fingerprint(cfg)
@@ -193,7 +211,8 @@ def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True, callb
   result = {"experiment": cfg.name, "model": cfg.model.name, "data": cfg.data.name,
             "seed": tcfg.seed, "train": fit, "params": training.count_params(model),
             "data_fingerprint": prepared.fingerprint, "split_rows": prepared.rows,
-            "oracle": prepared.oracle, "distribute": report}
+            "oracle": prepared.oracle, "distribute": report,
+            "early_stopping": {"applied": False, "reason": f"trainer.distribute={mode}"}}
   eval_batch = cfg.input.eval_batch_size
   predictions = {}
   for split in ("valid", "test"):

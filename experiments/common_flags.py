@@ -19,14 +19,20 @@ flags.DEFINE_string(
     "params_override", "",
     "Comma-separated dotted overrides, e.g. trainer.epochs=2,input.batch_size=512,"
     "model.params.tower.dropout=0.1")
+flags.DEFINE_integer(
+    "seed", None,
+    "Random seed. train: trainer.seed (weights, shuffles, dropout; default: the "
+    "experiment's); preprocess: the split and synthetic data seed (default 0).")
+flags.DEFINE_enum(
+    "on_bad_rows", None, ["error", "skip"],
+    "Bad input rows: error = stop at the first one, naming file, line and field; skip = "
+    "leave them out, counted and reported (predict writes each one in its place with a null "
+    "probability and a skip_reason). train: data.on_bad_rows (default: the experiment's); "
+    "other targets: default error.")
 flags.DEFINE_string("export_dir", "", "A raw-feature SavedModel (e.g. model_dir/export).")
 flags.DEFINE_string("output", None,
                     "Output: preprocess, a directory; predict, a .parquet or .csv file; "
                     "export, a SavedModel directory.")
-flags.DEFINE_enum("on_bad_rows", "error", ["error", "skip"],
-                  "Bad input rows: error = stop at the first one, naming file, line and field; "
-                  "skip = leave them out, counted and reported (predict writes each one in "
-                  "its place with a null probability and a skip_reason).")
 flags.DEFINE_bool("progress", True, "Draw a progress bar on stderr.")
 flags.DEFINE_enum("quantize", "none", ["none", "float16", "int8"],
                   "Storage of an exported SavedModel's weights: none (float32), float16, or "

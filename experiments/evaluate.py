@@ -2,7 +2,7 @@ r"""Evaluates a trained model on a data split: AUC, logloss and calibration.
 
 Two ways in:
 
-  # A run directory written by `train`: its latest checkpoint, its params.json
+  # A run directory written by `train`: its best (else latest) checkpoint, its params.json
   # and its fitted spec.json (never refitted). Without --data: the run's own
   # --eval_split (from the cached shards when the cache still holds them);
   # with --data: every row of those raw file(s), encoded with the run's spec
@@ -34,12 +34,13 @@ import os
 import sys
 import tempfile
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 
-import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
+from experiments import cli
+
+cli.import_tensorflow_quietly()  # (selects Keras 2 before TensorFlow)
 
 from ctr_zoo import datasets
 from ctr_zoo import training
@@ -69,7 +70,7 @@ restore_run = scorers.restore_run
 
 
 def predict_run(model_dir: str, split: str, data: str, batch_size=None):
-  """(labels, probabilities) from the run's latest checkpoint, on its fitted spec.
+  """(labels, probabilities) from the run's best (else latest) checkpoint, on its fitted spec.
 
   Args:
     model_dir: str. A run directory.
@@ -155,7 +156,7 @@ def main(argv):
     else:
       summary = readers.ReadSummary()
       labels, preds = predict_export(FLAGS.export_dir, FLAGS.data, FLAGS.eval_batch_size,
-                                     on_bad_rows=FLAGS.on_bad_rows, summary=summary)
+                                     on_bad_rows=FLAGS.on_bad_rows or "error", summary=summary)
       source = f"{FLAGS.export_dir} on {FLAGS.data}"
       if summary.rows_skipped:
         skipped = ", ".join(f"{n:,} {r}" for r, n in sorted(summary.skipped_by_reason.items()))
@@ -163,6 +164,9 @@ def main(argv):
   except (FileNotFoundError, ValueError, datasets.DataError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  problem = runner.nonfinite_predictions(preds, FLAGS.model_dir or FLAGS.export_dir)
+  if problem:
+    return cli.error(problem)
   result = training.evaluate_predictions(labels, preds)
   cal = training.calibration(labels, preds, num_bins=FLAGS.num_bins)
   result["calibration"] = cal
@@ -183,4 +187,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

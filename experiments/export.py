@@ -13,7 +13,8 @@ r"""Exports a trained run as a raw-feature SavedModel: float32, float16 or int8,
   bazel run //experiments:export -- --model_dir=$PWD/runs/dcn_v2_gl --quantize=int8 \
       --prune_zero_rows
 
-The run's latest checkpoint and fitted spec.json are used (never refitted).
+The run's best-validation checkpoint (else its latest) and fitted spec.json are
+used (never refitted).
 --output defaults to <model_dir>/export_<quantize>[_pruned][_mixed]. The
 SavedModel has the same signatures as the float32 export and loads with
 plain TensorFlow (no ctr_zoo). Prints the table and SavedModel sizes, and with
@@ -25,11 +26,13 @@ import os
 import sys
 import tempfile
 
-from absl import app
 from absl import flags
 from absl import logging
 
-import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
+from experiments import cli
+
+cli.import_tensorflow_quietly()  # (selects Keras 2 before TensorFlow)
+# pylint: disable=g-import-not-at-top,wrong-import-position
 
 from ctr_zoo import datasets
 from ctr_zoo import training
@@ -65,7 +68,7 @@ def split_rows(model_dir: str, split: str):
 def export_run(model_dir: str, output: str, quantize=None, prune_zero_rows: bool = False,
                sensitivity: bool = False, mixed_threshold=None, split: str = "valid",
                progress=None) -> dict:
-  """Exports a run's latest checkpoint; returns the export report (with "sensitivity")."""
+  """Exports a run's best (else latest) checkpoint; returns the export report (with "sensitivity")."""
   cfg, spec, model, _ = scorers.restore_run(model_dir)
   report = None
   tables = None
@@ -134,4 +137,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -1,6 +1,6 @@
 r"""Batch prediction: scores raw rows from files, one probability per input row.
 
-  # A run directory (its latest checkpoint and fitted spec.json):
+  # A run directory (its best-validation, else latest, checkpoint and fitted spec.json):
   bazel run //experiments:predict -- --model_dir=runs/dcn_v2_synthetic \
       --data=$PWD/new_rows.tsv --output=$PWD/preds.parquet
 
@@ -41,7 +41,6 @@ import os
 import sys
 import time
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
@@ -49,7 +48,10 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
+from experiments import cli
+
+cli.import_tensorflow_quietly()  # (selects Keras 2 before TensorFlow)
+# pylint: disable=g-import-not-at-top,wrong-import-position
 
 from ctr_zoo import datasets
 from ctr_zoo.datasets import readers
@@ -279,7 +281,7 @@ def main(argv):
     scorer = ExportScorer(FLAGS.export_dir) if FLAGS.export_dir else RunScorer(FLAGS.model_dir)
     bar = progress_lib.ProgressBar("predict", min_interval=0.2) if FLAGS.progress else None
     result = predict_file(scorer, data_lib.data_path(FLAGS.data), FLAGS.output,
-                          passthrough=FLAGS.passthrough, on_bad_rows=FLAGS.on_bad_rows,
+                          passthrough=FLAGS.passthrough, on_bad_rows=FLAGS.on_bad_rows or "error",
                           with_label=FLAGS.with_label, batch_size=FLAGS.predict_batch_size,
                           progress=bar.file_callback if bar else None)
   except datasets.DataError as e:
@@ -309,4 +311,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

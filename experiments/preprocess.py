@@ -24,19 +24,24 @@ skipped rows); writes <output>/spec.json and <output>/summary.json.
 import os
 import sys
 
-from absl import app
 from absl import flags
 
-import ctr_zoo  # noqa: F401  (selects Keras 2 before TensorFlow)
+from experiments import cli
+
+cli.import_tensorflow_quietly()  # (selects Keras 2 before TensorFlow)
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from ctr_zoo import datasets
 from ctr_zoo.datasets import readers
 from ctr_zoo.feature_columns import integers
 from ctr_zoo.feature_columns import spec as spec_lib
-from experiments import common_flags  # noqa: F401  (--spec, --output, --on_bad_rows)
+from experiments import common_flags  # noqa: F401  (--spec, --seed, --output, --on_bad_rows)
 from experiments import data as data_lib
 from experiments import progress
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
+for _name in ("spec", "seed", "on_bad_rows"):
+  flags.declare_key_flag(_name)  # listed by --help
 flags.DEFINE_string("input", None, "Raw file(s): path, glob, comma list, or synthetic:<rows>.")
 flags.DEFINE_integer("min_count", 1, "Vocabulary min count (built-in specs and schema files).")
 flags.DEFINE_enum("dense_transform", "log1p", list(spec_lib.DENSE_TRANSFORMS),
@@ -47,7 +52,6 @@ flags.DEFINE_integer("hash_buckets", None, "Hash categorical fields instead of a
 flags.DEFINE_string("split", "random:0.8,0.1,0.1",
                     "'random:a,b,c', 'random:a,b', 'random:train=a,test=b', 'files:N', "
                     "'kfold:K,F[,V]' or 'none'.")
-flags.DEFINE_integer("seed", 0, "Split seed (and synthetic data seed).")
 flags.DEFINE_enum("format", "auto", list(readers.FILE_FORMATS), "Input format.")
 flags.DEFINE_string("field_map", "", "libFM: a '<feature id> <field>' file (default: fields "
                     "by position in the line).")
@@ -68,18 +72,19 @@ def _inputs(text: str, output: str, seed: int) -> list:
 def main(argv):
   del argv
   if not FLAGS.input or not FLAGS.output:
-    raise app.UsageError("--input and --output are required")
+    return cli.error("--input and --output are required", cli.USAGE)
+  seed = FLAGS.seed if FLAGS.seed is not None else 0
+  on_bad_rows = FLAGS.on_bad_rows or "error"
   try:
     spec = data_lib.load_spec_arg(
         FLAGS.spec, min_count=FLAGS.min_count, hash_buckets=FLAGS.hash_buckets,
         dense_transform=FLAGS.dense_transform, integer_encoding=FLAGS.integer_encoding)
-    split = datasets.parse_split(FLAGS.split, seed=FLAGS.seed)
+    split = datasets.parse_split(FLAGS.split, seed=seed)
   except (spec_lib.SpecError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    return cli.error(e, cli.USAGE)
   os.makedirs(FLAGS.output, exist_ok=True)
-  sources = _inputs(FLAGS.input, FLAGS.output, FLAGS.seed)
-  common = dict(split=split, on_bad_rows=FLAGS.on_bad_rows, file_format=FLAGS.format,
+  sources = _inputs(FLAGS.input, FLAGS.output, seed)
+  common = dict(split=split, on_bad_rows=on_bad_rows, file_format=FLAGS.format,
                 field_map=FLAGS.field_map or None)
   try:
     # One parse of the raw text: fit, then transform the staged batches.
@@ -104,13 +109,13 @@ def main(argv):
         (f" {read['skipped_by_reason']}" if read["rows_skipped"] else ""))
   for example in read["examples"]:
     print(f"  {example}")
-  print(f"wrote {FLAGS.output}/spec.json, summary.json and "
+  print(f"wrote {os.path.join(FLAGS.output, 'spec.json')}, summary.json and "
         f"{sum(len(v) for v in summary.shards.values())} shard(s)")
   return 0
 
 
 def run():
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == "__main__":

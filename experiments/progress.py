@@ -58,13 +58,14 @@ class ProgressBar:
 
 
 class TrainingProgress(training.Callback):
-  """One line per epoch: bar, batches, running loss and AUC, examples/s."""
+  """One line per epoch: bar, batches, running loss and AUC, examples/s; one per validation score."""
 
   def __init__(self, num_batches, stream=None, width: int = 24):
     self.num_batches = num_batches
     self.stream = stream or sys.stderr
     self.width = width
     self._bar = None
+    self._scores = []  # validation lines waiting for the end of the bar's line
 
   def on_train_begin(self, logs):
     if logs.get("resumed_from"):
@@ -76,12 +77,45 @@ class TrainingProgress(training.Callback):
     if self._bar is None:
       self._bar = ProgressBar(f"epoch {logs['epoch'] + 1}", self.stream, self.width)
     speed = logs.get("examples_per_sec")
+    auc = logs.get("running_auc")
     self._bar.draw(done / total if total else 0.0, f"{done}/{total or '?'}",
-                   f"loss {logs['running_loss']:.4f}  auc {logs['running_auc']:.4f}"
+                   f"loss {logs['running_loss']:.4f}  "
+                   + (f"auc {auc:.4f}" if auc is not None else "auc   -   ")
                    + (f"  {speed:,.0f} ex/s   " if speed is not None else "              "),
                    force=True)
+
+  def on_evaluate(self, step, logs):
+    line = (f"  valid AUC {logs['auc']:.4f}  logloss {logs['logloss']:.4f}  (step {step}"
+            f"{', epoch ' + str(logs['epoch']) if logs.get('epoch') else ''}) ")
+    if logs["best"]:
+      line += "new best"
+    else:
+      line += (f"no new best for {logs['bad_evals']}"
+               + (f"/{logs['patience']}" if logs.get("patience") else "") + " score(s)")
+    if logs.get("stop"):
+      line += f"; stopping early, keeping step {logs['best_step']}"
+    self._scores.append(line)
+    if logs.get("epoch_end"):
+      return  # printed under the epoch's line, when it ends
+    if self._bar is not None:  # inside an epoch (eval_every_steps): end the bar's line here
+      self._bar.finish()
+      self._bar = None
+    self._flush_scores()
+
+  def _flush_scores(self):
+    for line in self._scores:
+      self.stream.write(line + "\n")
+    self._scores = []
+    self.stream.flush()
 
   def on_epoch_end(self, epoch, logs):
     self.on_step_end(logs["step"], {**logs, "batch": logs["batch"] or self.num_batches})
     self._bar.finish()
     self._bar = None
+    self._flush_scores()
+
+  def on_train_end(self, logs):
+    if self._bar is not None:
+      self._bar.finish()
+      self._bar = None
+    self._flush_scores()

@@ -104,6 +104,7 @@ def _check_data(cfg: base.DataConfig) -> None:
   checks.choice(cfg.dense_transform, "data.dense_transform", spec_lib.DENSE_TRANSFORMS, error=e)
   checks.positive_int(cfg.min_count, "data.min_count", error=e)
   checks.optional_positive_int(cfg.hash_buckets, "data.hash_buckets", error=e)
+  checks.choice(cfg.on_bad_rows, "data.on_bad_rows", base.BAD_ROW_POLICIES, error=e)
   if checks.positive_int(cfg.synthetic_rows, "data.synthetic_rows", error=e) < 100:
     raise e(f"data.synthetic_rows must be >= 100, got {cfg.synthetic_rows!r}")
   checks.positive_int(cfg.synthetic_seed, "data.synthetic_seed", allow_zero=True, error=e)

@@ -3,11 +3,15 @@
 Layout written by a training run (see `experiments/train.py`):
 
   model_dir/
+    run.lock           the exclusive lock of the process training there (its pid
+                       and host while it runs; see experiments/run_lock.py)
     params.json        the resolved experiment config, every default filled in
                        (the identity of the run)
     spec.json          the fitted FeatureSpec of the run's data
     checkpoints/       tf.train.Checkpoint files (model, optimizer slots, data
-                       position, RNG state), written by ctr_zoo.training.Trainer
+                       position, early-stopping state, RNG state), written by
+                       ctr_zoo.training.Trainer; checkpoints/best/ holds the
+                       weights of the best validation score
     tensorboard/       scalars (train/, valid/, test/), written by the Trainer
     metrics.json       final AUC / logloss per split and throughput
     export/            the raw-feature SavedModel (when export is on)
@@ -20,7 +24,9 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from absl import logging
 
+from ctr_zoo import checks
 from ctr_zoo.training import trainer as trainer_lib
+from experiments import run_lock
 
 PARAMS_FILE = "params.json"
 SPEC_FILE = "spec.json"
@@ -28,6 +34,10 @@ METRICS_FILE = "metrics.json"
 CHECKPOINT_DIR = trainer_lib.CHECKPOINT_DIR
 TENSORBOARD_DIR = trainer_lib.TENSORBOARD_DIR
 EXPORT_DIR = "export"
+LOCK_FILE = run_lock.LOCK_FILE
+
+# What claiming a run directory does (see `check`).
+NEW, RESUME, REPLACE = "new", "resume", "replace"
 
 
 # Keys of params.json written before the input section and the model's
@@ -107,14 +117,22 @@ def read_json(path: str) -> Any:
     raise ValueError(f"{path} is not valid JSON: {e}") from e
 
 
-def prepare(model_dir: str, params: Mapping[str, Any], overwrite: bool = False) -> bool:
-  """Claims `model_dir` for the experiment `params`; returns True when resuming.
+def _entries(model_dir: str) -> List[str]:
+  """What the directory holds, its lock file aside."""
+  if not os.path.isdir(model_dir):
+    return []
+  return [name for name in os.listdir(model_dir) if name != LOCK_FILE]
 
-  - empty or absent directory: creates it and writes params.json;
-  - params.json equal to `params`: a restart of the same run (resume);
-  - params.json different: raises ExperimentMismatchError naming the
-    differing keys, unless `overwrite`, which deletes the old run first;
-  - a non-empty directory without params.json is never deleted.
+
+def check(model_dir: str, params: Mapping[str, Any], overwrite: bool = False) -> str:
+  """What claiming `model_dir` for the experiment `params` will do; writes nothing.
+
+  Returns NEW (empty or absent directory), RESUME (params.json equal to
+  `params`: a restart of the same run) or REPLACE (a different experiment,
+  with `overwrite`). Raises ExperimentMismatchError naming the differing keys
+  for a different experiment without `overwrite`, for an older version's run
+  without `overwrite`, and always for a non-empty directory without
+  params.json (never deleted). The lock file does not count as content.
 
   Args:
     model_dir: str. The run directory.
@@ -123,35 +141,62 @@ def prepare(model_dir: str, params: Mapping[str, Any], overwrite: bool = False) 
   """
   params = json.loads(json.dumps(params))  # normalise tuples -> lists, etc.
   params_path = os.path.join(model_dir, PARAMS_FILE)
-  if os.path.isdir(model_dir) and os.listdir(model_dir):
-    if not os.path.exists(params_path):
-      raise ExperimentMismatchError(
-          f"model_dir {model_dir!r} is not empty and has no {PARAMS_FILE}: it is not a "
-          f"ctr_zoo run directory; refusing to use or delete it (choose another --model_dir)")
-    old = read_json(params_path)
-    old_keys = legacy_keys(old)
-    if old_keys and not overwrite:
-      raise ExperimentMismatchError(
-          f"model_dir {model_dir!r} was written by an older ctr_zoo (its {PARAMS_FILE} has "
-          + ", ".join(f"{k} (now {LEGACY_KEYS[k]})" for k in old_keys)
-          + "): it cannot be resumed; pass --overwrite to train it again, or choose another "
-          "--model_dir (experiments.evaluate still reads it)")
-    if old == params:
-      logging.info("model_dir %s holds this experiment: resuming", model_dir)
-      return True
-    differences = diff_params(old, params)
-    if not overwrite:
-      shown = "\n  ".join(differences[:20])
-      more = f"\n  ... and {len(differences) - 20} more" if len(differences) > 20 else ""
-      raise ExperimentMismatchError(
-          f"model_dir {model_dir!r} holds a different experiment "
-          f"({old.get('name', '?')!r}); differences (old -> new):\n  {shown}{more}\n"
-          f"Pass --overwrite to delete it, or choose another --model_dir.")
+  if not _entries(model_dir):
+    return NEW
+  if not os.path.exists(params_path):
+    raise ExperimentMismatchError(
+        f"model_dir {model_dir!r} is not empty and has no {PARAMS_FILE}: it is not a "
+        f"ctr_zoo run directory; refusing to use or delete it (choose another --model_dir)")
+  old = read_json(params_path)
+  old_keys = legacy_keys(old)
+  if old_keys and not overwrite:
+    raise ExperimentMismatchError(
+        f"model_dir {model_dir!r} was written by an older ctr_zoo (its {PARAMS_FILE} has "
+        + ", ".join(f"{k} (now {LEGACY_KEYS[k]})" for k in old_keys)
+        + "): it cannot be resumed; pass --overwrite to train it again, or choose another "
+        "--model_dir (experiments.evaluate still reads it)")
+  if old == params:
+    return RESUME
+  differences = diff_params(old, params)
+  if not overwrite:
+    shown = "; ".join(differences[:20])
+    more = f"; ... and {len(differences) - 20} more" if len(differences) > 20 else ""
+    raise ExperimentMismatchError(
+        f"model_dir {model_dir!r} holds a different experiment "
+        f"({old.get('name', '?')!r}); differences (old -> new): {shown}{more}. "
+        f"Pass --overwrite to delete it, or choose another --model_dir.")
+  return REPLACE
+
+
+def commit(model_dir: str, params: Mapping[str, Any], action: str) -> None:
+  """Carries out `check`'s decision: REPLACE deletes the old run (its lock file
+  kept), NEW and REPLACE write params.json, RESUME writes nothing."""
+  checks.choice(action, "action", (NEW, RESUME, REPLACE))
+  if action == RESUME:
+    logging.info("model_dir %s holds this experiment: resuming", model_dir)
+    return
+  if action == REPLACE:
     logging.warning("overwrite: deleting the previous run in %s", model_dir)
-    shutil.rmtree(model_dir)
+    for name in _entries(model_dir):
+      path = os.path.join(model_dir, name)
+      if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+      else:
+        os.remove(path)
   os.makedirs(model_dir, exist_ok=True)
-  write_json(params_path, params)
-  return False
+  write_json(os.path.join(model_dir, PARAMS_FILE), json.loads(json.dumps(params)))
+
+
+def prepare(model_dir: str, params: Mapping[str, Any], overwrite: bool = False) -> bool:
+  """Claims `model_dir` for the experiment `params` at once; returns True when resuming.
+
+  `check` then `commit` (see both). A trainer instead holds the directory's
+  lock (`experiments.run_lock`), checks, builds its data and model, and
+  commits only then, so a config rejected on the way claims nothing.
+  """
+  action = check(model_dir, params, overwrite)
+  commit(model_dir, params, action)
+  return action == RESUME
 
 
 def checkpoint_dir(model_dir: str) -> str:

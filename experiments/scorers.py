@@ -1,7 +1,7 @@
 """A trained run or a SavedModel export, as a scorer of raw record batches.
 
 `load_run` / `restore_run` read a run directory written by `train` (its
-params.json, fitted spec.json and latest checkpoint; nothing is refitted).
+params.json, fitted spec.json and best (else latest) checkpoint; nothing is refitted).
 `ExportScorer` and `RunScorer` turn a typed raw Arrow table (a
 `ctr_zoo.datasets.read_batches` batch) into click probabilities, the first
 through a SavedModel's `serve_typed` signature, the second through the run's
@@ -41,7 +41,11 @@ def load_run(model_dir: str):
 
 
 def restore_run(model_dir: str):
-  """(resolved config, fitted spec, model, trainer) of a run directory, at its latest checkpoint."""
+  """(resolved config, fitted spec, model, trainer) of a run directory, with the weights to serve.
+
+  Those are the best-validation weights (`checkpoints/best/`) when the run
+  kept them (early stopping), else its newest intact checkpoint.
+  """
   cfg, spec = load_run(model_dir)
   # As in training, so that the model has the checkpoint's variables: a one-process
   # run checkpoints its dropout RNG states; a distributed run (trainer.distribute)
@@ -54,7 +58,7 @@ def restore_run(model_dir: str):
   model = zoo.build_model(cfg.model, spec)
   optimizer = zoo.build_optimizer(cfg.optimizer, model)
   trainer = training.Trainer(model, optimizer, cfg.trainer, model_dir)
-  if trainer.restore(expect_partial=True) is None:
+  if trainer.restore_for_prediction() is None:
     raise FileNotFoundError(f"{model_dir} has no checkpoint")
   return cfg, spec, model, trainer
 
@@ -87,7 +91,7 @@ class ExportScorer:
 
 
 class RunScorer:
-  """Scores typed raw batches with a run's latest checkpoint (the Python encoding)."""
+  """Scores typed raw batches with a run's restored weights (the Python encoding)."""
 
   def __init__(self, model_dir: str):
     _, self.spec, self._model, _ = restore_run(model_dir)

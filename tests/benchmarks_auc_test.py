@@ -63,6 +63,19 @@ class AucTablesTest(testing.TestCase):
     real = auc_tables.markdown_table(auc_tables.summarize(_records()), "criteo_sample")
     self.assertNotIn("oracle", real)
 
+  def test_models_below_the_lr_anchor_are_marked(self):
+    records = _records() + [
+        {"data": "synthetic", "model": auc_tables.ANCHOR, "seed": 0, "auc": 0.75,
+         "logloss": 0.4, "params": 10, "train_seconds": 1.0, "examples_per_sec": 5.0,
+         "oracle_auc": None}]
+    lines = auc_tables.markdown_table(auc_tables.summarize(records), "synthetic").splitlines()
+    marked = [line.split(" | ")[0] for line in lines if auc_tables.BELOW_ANCHOR in line]
+    self.assertEqual(marked, [f"| lr {auc_tables.BELOW_ANCHOR}"])  # 0.71 < 0.75 < 0.81
+    self.assertTrue(any(line.startswith(f"| {auc_tables.ANCHOR} |") for line in lines))
+    # No anchor record for the data: nothing is marked.
+    real = auc_tables.markdown_table(auc_tables.summarize(_records()), "criteo_sample")
+    self.assertNotIn(auc_tables.BELOW_ANCHOR, real)
+
   def test_render_writes_csv_png_and_readme_blocks(self):
     out = self.make_temp_dir()
     readme = os.path.join(out, "README.md")

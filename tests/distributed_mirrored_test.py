@@ -41,7 +41,8 @@ OVERRIDES = ",".join([
     "data.synthetic_rows=3000", f"input.batch_size={PER_WORKER_BATCH}", f"trainer.max_steps={STEPS}",
     "trainer.checkpoint_every_steps=100", "trainer.lr_warmup_steps=3", "trainer.clipnorm=1.0",
     "model.params.tower.dropout=0", "model.params.tower.dims=[32,16]",
-    "model.params.cross_l2=0.001", "input.eval_batch_size=4096"])
+    "model.params.cross_l2=0.001", "input.eval_batch_size=4096",
+    "trainer.patience=0"])  # the one-process reference without early stopping, as the cluster
 
 
 def _concat(a, b):
@@ -68,7 +69,9 @@ class MultiWorkerMirroredTest(testing.TestCase):
       labels, preds = trainer.predict(prepared.dataset("test", 512))
     self.assertEqual(result["distribute"]["mode"], "mirrored")
     self.assertEqual(spec.to_json(), prepared.spec.to_json())
-    self.assertEqual(int(trainer.global_step), 4)
+    self.assertEqual(result["train"]["steps"], 4)
+    self.assertEqual(result["early_stopping"], {"applied": False,
+                                                "reason": "trainer.distribute=mirrored"})
     self.assertAllClose(training.evaluate_predictions(labels, preds)["auc"], result["test"]["auc"],
                         atol=1e-6)
     self.assertEqual(result["export"]["quantize"], "int8")

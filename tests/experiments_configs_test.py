@@ -30,7 +30,8 @@ class ConfigsTest(testing.TestCase):
         "model.params.tower.act=relu,data.hash_buckets=1000,input.batch_size=64")
     self.assertEqual(overrides["model.params.hidden"], [64, 32])
     cfg = configs.get("dnn_synthetic", overrides)
-    self.assertEqual(cfg.trainer, {"epochs": 3, "checkpoint_every_steps": 100})
+    self.assertEqual(cfg.trainer, {"epochs": 3, "checkpoint_every_steps": 100, "monitor": "auc",
+                                   "patience": 2})
     self.assertIsInstance(cfg.optimizer.dense_learning_rate, float)
     self.assertEqual(cfg.model.params, {"hidden": [64, 32], "tower": {"act": "relu"}})
     # dropout 0.1 is the validation-tuned synthetic default for every model with a tower.

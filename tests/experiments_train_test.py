@@ -103,12 +103,12 @@ class TrainTest(testing.TestCase):
     model_dir = os.path.join(self.make_temp_dir(), "run")
     code, _, err = self._main(experiment="dnn_synthetic", model_dir=model_dir,
                               params_override=TINY + ",trainer.batch_size=64")
-    self.assertEqual(code, 1)
+    self.assertEqual(code, 2)  # a usage error
     self.assertEqual(err.count("\n"), 1, err)
     self.assertIn("error: unknown config field 'trainer.batch_size'; allowed here:", err)
     self.assertFalse(os.path.exists(model_dir))
     code, _, err = self._main(experiment="dnn_nowhere", model_dir=model_dir)
-    self.assertEqual(code, 1)
+    self.assertEqual(code, 2)
     self.assertIn("error: unknown experiment 'dnn_nowhere'", err)
 
   def test_changing_the_embedding_width_reuses_the_prepared_data(self):
@@ -126,6 +126,38 @@ class TrainTest(testing.TestCase):
         self.assertEqual(run_dir.load_params(model_dir)["model"]["params"]["embedding"]["dim"], dim)
     self.assertEqual(len(fits), 1)
     self.assertEqual(len(os.listdir(os.path.join(self.cache, "prepared"))), 1)
+
+  def test_help_lists_the_common_flags(self):
+    # `train --help` shows the main module's key flags (no --helpfull needed).
+    listed = {flag.name for flag in FLAGS.get_key_flags_for_module(train)}
+    for name in ("data", "spec", "model_dir", "params_override", "seed", "on_bad_rows",
+                 "experiment", "overwrite"):
+      self.assertIn(name, listed)
+
+  def test_seed_flag_sets_the_trainer_seed(self):
+    model_dir = os.path.join(self.make_temp_dir(), "run")
+    code, _, err = self._main(experiment="lr_synthetic", model_dir=model_dir,
+                              params_override=TINY, seed=7)
+    self.assertEqual(code, 0, err)
+    self.assertEqual(run_dir.load_params(model_dir)["trainer"]["seed"], 7)
+
+  def test_metrics_hold_the_validation_curve_and_the_best_epoch(self):
+    model_dir = os.path.join(self.make_temp_dir(), "run")
+    code, out, err = self._main(experiment="dnn_synthetic", model_dir=model_dir,
+                                params_override=TINY.replace("trainer.max_steps=6",
+                                                             "trainer.epochs=3"))
+    self.assertEqual(code, 0, err)
+    metrics = run_dir.read_json(os.path.join(model_dir, "metrics.json"))
+    curve = metrics["validation"]
+    self.assertEqual([p["epoch"] for p in curve], [1, 2, 3])
+    stopping = metrics["early_stopping"]
+    self.assertEqual((stopping["monitor"], stopping["patience"]), ("auc", 2))
+    best = max(curve, key=lambda p: p["auc"])
+    self.assertEqual(stopping["best_step"], best["step"])
+    # The valid split is scored again with the restored best weights: the same AUC.
+    self.assertAlmostEqual(metrics["valid"]["auc"], best["auc"], places=12)
+    self.assertRegex(out, rf"best  : epoch {best['epoch']} \(step {best['step']}\) by valid auc, "
+                          r"restored")
 
   def test_list_experiments_has_every_model_on_every_data_setup(self):
     code, out, _ = self._main(list_experiments=True)

@@ -549,6 +549,17 @@ def _validate(table: pa.Table, spec: spec_lib.FeatureSpec, on_bad_rows: str, whe
       continue
     col = table.column(source)
     arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    not_utf8 = _invalid_utf8(arr) if pa.types.is_string(arr.type) else None
+    if not_utf8 is not None:  # (the text reader leaves UTF-8 to this check: bad rows get a line)
+      as_bytes = arr.cast(pa.binary())
+      row = int(np.argmax(not_utf8))
+      if on_bad_rows == "error":
+        loc = where(row)
+        raise DataError(f"{path}: {loc}, field {source!r}: invalid UTF-8, got "
+                        f"{as_bytes[row].as_py()!r}", path=path, line=_line_of(loc), field=source)
+      reasons.append((source, "invalid UTF-8", not_utf8, as_bytes))
+      bad_any = not_utf8 if bad_any is None else (bad_any | not_utf8)
+      arr = pc.if_else(pa.array(~not_utf8), arr, pa.scalar(None, pa.string()))
     try:
       typed, bad, reason = _coerce_column(arr, kind, empty_is_null, label_reason)
     except TypeError as e:
@@ -596,6 +607,37 @@ def _validate(table: pa.Table, spec: spec_lib.FeatureSpec, on_bad_rows: str, whe
   return typed_table.filter(pa.array(keep)), keep
 
 
+def _blank_rows(table: pa.Table) -> Optional[np.ndarray]:
+  """Mask of the rows whose every field is missing (blank lines), or None if there are none."""
+  if table.num_rows == 0 or table.num_columns == 0:
+    return None
+  blank = None
+  for column in table.columns:
+    missing = column.is_null()
+    blank = missing if blank is None else pc.and_(blank, missing)
+  mask = blank.to_numpy(zero_copy_only=False) if isinstance(blank, pa.Array) else \
+      np.asarray(blank.to_pylist(), dtype=bool)
+  return mask if mask.any() else None
+
+
+def _invalid_utf8(arr: pa.Array) -> Optional[np.ndarray]:
+  """Mask of the values of a string array that are not valid UTF-8, or None if all are."""
+  try:
+    arr.validate(full=True)
+    return None
+  except pa.ArrowInvalid:
+    pass
+  values = arr.cast(pa.binary()).to_pylist()
+  bad = np.zeros(len(values), dtype=bool)
+  for i, value in enumerate(values):
+    if value is not None:
+      try:
+        value.decode("utf-8")
+      except UnicodeDecodeError:
+        bad[i] = True
+  return bad if bad.any() else None
+
+
 def _line_of(loc: str) -> Optional[int]:
   m = re.search(r"(?:line|row) (\d+)", loc)
   return int(m.group(1)) if m else None
@@ -616,7 +658,10 @@ class _RowCountErrors:
   def __call__(self, row) -> str:
     with self._lock:
       self.numbers.append(row.number)
-      self.texts.append(row.text)
+      try:
+        self.texts.append(row.text)
+      except UnicodeDecodeError:  # pyarrow decodes the row's text; it may not be UTF-8
+        self.texts.append("<not UTF-8 text>")
       self.actual.append(row.actual_columns)
       self.expected = row.expected_columns
     return "skip"
@@ -633,12 +678,34 @@ def _open_stream(path: str):
   if size == 0:
     raw.close()
     raise DataError(f"{path}: the file is empty (0 bytes)", path=path)
+  compression = _compression_of(path)
+  if compression is None:
+    kind = _compressed_magic(raw.read(8))
+    raw.seek(0)
+    if kind:
+      raw.close()
+      raise DataError(f"{path} looks compressed ({kind} data) but its name does not end in a "
+                      f"compressed suffix: name it *{_SUFFIX_OF[kind]} to read it decompressed, "
+                      "or decompress it", path=path)
   try:
-    stream = pa.input_stream(raw, compression=_compression_of(path))
+    stream = pa.input_stream(raw, compression=compression)
   except (OSError, pa.ArrowException) as e:
     raw.close()
     raise DataError(f"cannot read {path}: {e}", path=path) from e
   return raw, stream, size
+
+
+_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\x28\xb5\x2f\xfd", "zstd"),
+          (b"\x04\x22\x4d\x18", "lz4"))
+_SUFFIX_OF = {"gzip": ".gz", "bz2": ".bz2", "zstd": ".zst", "lz4": ".lz4"}
+
+
+def _compressed_magic(head: bytes) -> Optional[str]:
+  """The compression whose magic bytes start `head`, or None."""
+  for magic, kind in _MAGIC:
+    if head.startswith(magic):
+      return kind
+  return None
 
 
 class _ChangeWatch:
@@ -737,6 +804,7 @@ def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, pr
   popts = pa_csv.ParseOptions(delimiter=delimiter, quote_char='"' if header else False,
                               ignore_empty_lines=False, invalid_row_handler=errors)
   copts = pa_csv.ConvertOptions(
+      check_utf8=False,  # checked per column in _validate: bad rows get their line number
       column_types={colmap[w]: pa.string() for w in read_columns},
       include_columns=[colmap[w] for w in read_columns], strings_can_be_null=True,
       null_values=[""], quoted_strings_can_be_null=True)
@@ -791,6 +859,12 @@ def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, pr
       keys = np.arange(rows_seen, rows_seen + n, dtype=np.int64)
       skipped_lines = np.sort(np.array([x for x in errors.numbers if x is not None], np.int64))
 
+      table = pa.Table.from_batches([batch])
+      blank = _blank_rows(table)
+      if blank is not None:  # lines with no value at all (e.g. a trailing blank line): ignored
+        table = table.filter(pa.array(~blank))
+        keys = keys[~blank]
+
       def where(row, keys=keys, skipped_lines=skipped_lines):
         k = int(keys[row])
         if len(skipped_lines):
@@ -808,7 +882,7 @@ def _read_text(path, file_index, spec, fmt, on_bad_rows, block_size, summary, pr
                                    k, side="right")
 
       # include_columns = the read columns in that order; rename by position.
-      table = pa.Table.from_batches([batch]).rename_columns(read_columns)
+      table = table.rename_columns(read_columns)
       typed, keep = _validate(table, spec, on_bad_rows, where, summary, path, empty_is_null=True,
                               with_label=layout.with_label, row_index=row_index,
                               file_index=file_index)
@@ -833,7 +907,11 @@ def _locate_line(path, needed, colmap, delimiter, header, text, raw_columns) -> 
   found = []
 
   def handler(row):
-    if row.text == text and not found:
+    try:
+      row_text = row.text
+    except UnicodeDecodeError:
+      row_text = "<not UTF-8 text>"
+    if row_text == text and not found:
       found.append(row.number)
     return "skip"
 

@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Optional
 
 DATA_SOURCES = ("synthetic", "file")
 DATA_SPLITS = ("random", "by_day", "kfold")
+BAD_ROW_POLICIES = ("error", "skip")
 
 
 class ConfigError(ValueError):
@@ -92,6 +93,9 @@ class DataConfig:
     min_count: int. Vocabulary min count (rarer values -> OOV). Defaults to 1.
     hash_buckets: int or None. Hash categorical values instead of a vocabulary.
       Defaults to None.
+    on_bad_rows: str. "error" stops at the first bad row (naming file, line
+      and field); "skip" drops bad rows and counts them (as preprocess's
+      --on_bad_rows). Defaults to "error".
     synthetic_rows: int. Rows generated (train + valid + test). Defaults to 200000.
     synthetic_seed: int. Seed of the synthetic rows. Defaults to 7.
     synthetic_options: dict. Extra keyword arguments of the generator's world
@@ -121,6 +125,7 @@ class DataConfig:
   num_buckets: int = 16
   min_count: int = 1
   hash_buckets: Optional[int] = None
+  on_bad_rows: str = "error"
   synthetic_rows: int = 200000
   synthetic_seed: int = 7
   synthetic_options: Dict[str, Any] = dataclasses.field(default_factory=dict)

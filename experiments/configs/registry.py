@@ -25,7 +25,11 @@ every data setup below, e.g. `dcn_v2_synthetic`, `dnn_criteo`,
   test; log transform of integer fields; embedding dim 39; Adam, batch 512,
   gradient-norm clip 10.
 
-Each is the base plus a few changed fields (`variant`), never a copy.
+Each is the base plus a few changed fields (`variant`), never a copy. Every
+named experiment stops early (`EARLY_STOPPING`): the valid split is scored
+after every epoch, training stops after `trainer.patience` epochs without a new
+best validation AUC (so `trainer.epochs` is an upper bound), and the best
+epoch's weights are the ones tested and exported.
 """
 
 from __future__ import annotations
@@ -103,6 +107,9 @@ def _dcnv2_paper() -> base.ExperimentConfig:
   return cfg
 
 
+# Early stopping for every named experiment (FuxiCTR's default patience).
+EARLY_STOPPING = {"trainer.monitor": "auc", "trainer.patience": 2}
+
 DATA_SETUPS: Dict[str, Callable[[], base.ExperimentConfig]] = {
     "synthetic": _synthetic,
     "criteo": _criteo,
@@ -174,7 +181,7 @@ def variant(data: str, model: str, overrides: Dict[str, object] = None) -> base.
   """The `data` base with model `model` and a few changed fields."""
   if data not in DATA_SETUPS:
     raise base.ConfigError(f"unknown data setup {data!r}; known: {sorted(DATA_SETUPS)}")
-  cfg = DATA_SETUPS[data]()
+  cfg = base.apply_overrides(DATA_SETUPS[data](), EARLY_STOPPING)
   cfg.name = f"{model}_{data}"
   cfg.model.name = model
   base.apply_overrides(cfg, tuned_overrides(data, model))
