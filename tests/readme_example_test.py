@@ -29,3 +29,14 @@ class ReadmeExampleTest(testing.TestCase):
       os.chdir(cwd)
     self.assertTrue(os.path.exists(os.path.join(directory, "dcn_v2.keras")))
     self.assertTrue(os.path.exists(os.path.join(directory, "export", "saved_model.pb")))
+    # The serving client example, run where the first example wrote export/.
+    self.assertGreaterEqual(len(blocks), 2, "README has no serving client example")
+    client = {}
+    os.chdir(directory)
+    try:
+      exec(compile(blocks[1], "README.md", "exec"), client)  # pylint: disable=exec-used
+    finally:
+      os.chdir(cwd)
+    probs = client["probs"].numpy()
+    self.assertEqual(probs.shape, (4,))
+    self.assertTrue(((probs > 0) & (probs < 1)).all(), probs)
