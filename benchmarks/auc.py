@@ -45,6 +45,7 @@ import tensorflow as tf
 
 from benchmarks import auc_tables
 from benchmarks import common_flags  # noqa: F401  (--results, --record)
+from benchmarks import fold_flags  # noqa: F401  (--folds)
 from benchmarks import records
 from ctr_zoo import training
 from ctr_zoo.datasets import readers
@@ -56,12 +57,12 @@ RECORDS_FILE = "auc_records.jsonl"
 
 FLAGS = flags.FLAGS
 flags.adopt_module_key_flags(common_flags)
+flags.adopt_module_key_flags(fold_flags)
 flags.adopt_module_key_flags(experiment_flags)
 flags.DEFINE_list("experiments", ["lr", "dnn", "dcn_v2"],
                   "Model names (combined with --data_setup) or full experiment names.")
 flags.DEFINE_string("data_setup", "synthetic", "Data setup for bare model names.")
 flags.DEFINE_integer("seeds", 3, "Seeds per experiment (0..seeds-1).")
-flags.DEFINE_integer("folds", 0, "K-fold cross-validation with K folds (0: the setup's split).")
 flags.DEFINE_string("output_dir", "",
                     "Where auc_<data>.md, auc_summary.csv and auc.png go (default: --results).")
 flags.DEFINE_string("readme", "", "README whose auc-table blocks are regenerated.")

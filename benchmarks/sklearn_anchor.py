@@ -2,6 +2,7 @@ r"""Benchmark-only anchor: scikit-learn LogisticRegression on one-hot Criteo fea
 
   python -m benchmarks.sklearn_anchor                       # the Criteo sample
   python -m benchmarks.sklearn_anchor --anchor_experiment=lr_criteo --data=PATH
+  python -m benchmarks.sklearn_anchor --data=PATH --folds=5   # 5-fold cross-validation
 
 A well-regularised linear model on one-hot features is the small-data bar
 every deep model should clear (issue 6). The rows of train / valid / test are
@@ -21,8 +22,18 @@ Model: p = sigma(w^T onehot(x) + b), fit with L2 penalty 1 / (2C) ||w||^2
 (lbfgs). C and min_count are chosen by validation AUC on the grid below; the
 chosen model is evaluated on test. lbfgs is deterministic, so one record is
 written (seeds do not matter), with model "sklearn_lr", in the same format as
-`benchmarks/auc.py` writes, so the AUC tables show an `sklearn_lr` row. It is
-appended to <results>/auc_records.jsonl (--results, default runs/benchmarks/,
+`benchmarks/auc.py` writes, so the AUC tables show an `sklearn_lr` row.
+
+--folds=K repeats all of this for each fold f of K-fold cross-validation on
+the rows of `data.split=kfold,data.folds=K,data.fold=f` of the experiment
+(fold f is test, a `data.valid_fraction` share of the rest is valid, the
+remainder train; the features are refit on each fold's train rows and C and
+min_count are chosen on each fold's valid rows), writing one record per fold
+with data label `<data>_<K>fold` and `fold` = f, as `benchmarks.auc --folds=K`
+labels its runs, so the tables average the anchor over the same folds.
+
+The anchor reads the Criteo TSV layout only (label, I1..I13, C1..C26): the
+experiment's data.spec must be the Criteo one. Records are appended to <results>/auc_records.jsonl (--results, default runs/benchmarks/,
 the same file `benchmarks.auc` renders) and, only with
 --record=benchmarks/results/auc_records.jsonl, to the tracked records.
 This file is never imported by the library; scikit-learn is a benchmark-only
@@ -44,15 +55,18 @@ from experiments import cli
 cli.import_tensorflow_quietly()  # Keras 2 before TensorFlow, without its start-up lines
 
 from benchmarks import common_flags  # noqa: F401  (--results, --record)
+from benchmarks import fold_flags  # noqa: F401  (--folds)
 from benchmarks import records
 from ctr_zoo.datasets import synthetic
 from ctr_zoo.feature_columns import criteo as criteo_lib
 from experiments import common_flags as experiment_flags  # noqa: F401  (--data)
 from experiments import configs
 from experiments import data as data_lib
+from experiments import runner
 
 FLAGS = flags.FLAGS
 flags.adopt_module_key_flags(common_flags)
+flags.adopt_module_key_flags(fold_flags)
 flags.adopt_module_key_flags(experiment_flags)
 flags.DEFINE_string("anchor_experiment", "lr_criteo",
                     "Experiment whose data config and split are used.")
@@ -60,6 +74,12 @@ flags.DEFINE_string("anchor_experiment", "lr_criteo",
 flags.DEFINE_list("c_grid", ["0.003", "0.01", "0.03", "0.1", "0.3", "1"],
                   "Inverse L2 strengths tried.")
 flags.DEFINE_list("min_counts", ["1", "2", "3", "5"], "Rare-value thresholds tried.")
+
+CRITEO_SPECS = ("", "criteo")  # data.spec values that name the Criteo layout read here
+
+
+class UsageError(Exception):
+  """A bad flag value or data file: reported as one line on stderr."""
 
 
 def bucketize_int(values: pd.Series) -> pd.Series:
@@ -108,57 +128,130 @@ def one_hot(tok: pd.DataFrame, train_mask: np.ndarray, min_count: int):
   return sparse.csr_matrix((np.ones(len(col), np.float32), (row, col)), shape=(n, offset))
 
 
-def main(argv):
-  del argv
-  from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
-  cfg = configs.get(FLAGS.anchor_experiment)
-  path = FLAGS.data or cfg.data.path
-  if not os.path.isfile(path):
-    print(f"error: data file {path!r} does not exist", file=sys.stderr)
-    return 1
+def fold_config(experiment: str, data: str = "", folds: int = 0, fold: int = 0):
+  """The resolved config of `experiment` with --data and, for folds >= 2, fold `fold` of K-fold.
+
+  The same overrides `benchmarks.auc --folds` applies, so the split is that
+  of the deep models' runs on the same fold.
+  """
+  overrides = f"data.split=kfold,data.folds={folds},data.fold={fold}" if folds else ""
+  try:
+    cfg = runner.resolve_config(experiment, overrides, data)
+  except (KeyError, ValueError) as e:  # ConfigError is a ValueError
+    raise UsageError(e.args[0] if isinstance(e, KeyError) and e.args else str(e)) from e
+  if cfg.data.spec not in CRITEO_SPECS:
+    raise UsageError(f"--anchor_experiment={experiment} uses data.spec={cfg.data.spec!r}; the "
+                     "sklearn anchor reads the Criteo TSV layout only (data.spec '' or 'criteo')")
+  return cfg
+
+
+def split_masks(cfg, num_rows: int) -> dict:
+  """{split name: boolean mask (num_rows,)} of the experiment's split of a one-file source.
+
+  `experiments.data._split_of` builds the split from the DataConfig; it is
+  applied to file 0 with the 0-based line numbers as row keys, as the
+  project's readers do.
+  """
   split = data_lib._split_of(cfg.data, 1)  # pylint: disable=protected-access
-  df = read_criteo(path)
-  which = split.assign(0, np.arange(len(df), dtype=np.int64))  # same ordinals as the readers
-  masks = {name: which == i for i, name in enumerate(split.names)}
-  y = df["label"].astype(np.int8).to_numpy()
-  tok = tokens(df)
+  which = split.assign(0, np.arange(num_rows, dtype=np.int64))
+  return {name: which == i for i, name in enumerate(split.names)}
+
+
+def fit_anchor(tok: pd.DataFrame, y: np.ndarray, masks: dict, c_grid, min_counts, say=print):
+  """Fits every (min_count, C) on train; returns the best by valid AUC and the sweep.
+
+  Returns:
+    dict with valid_auc, min_count, C, model, x (the one-hot matrix of that
+    min_count), sweep (one dict per grid point) and seconds.
+  """
+  from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   best, sweep = None, []
-  for min_count in (int(m) for m in FLAGS.min_counts):
+  for min_count in min_counts:
     x = one_hot(tok, masks["train"], min_count)
-    for c in (float(c) for c in FLAGS.c_grid):
+    for c in c_grid:
       clf = LogisticRegression(C=c, max_iter=2000)
       clf.fit(x[masks["train"]], y[masks["train"]])
       valid_auc = synthetic.auc(y[masks["valid"]], clf.predict_proba(x[masks["valid"]])[:, 1])
       sweep.append({"min_count": min_count, "C": c, "valid_auc": valid_auc})
-      print(f"min_count {min_count} C {c:g}: valid AUC {valid_auc:.4f}", flush=True)
-      if best is None or valid_auc > best[0]:
-        best = (valid_auc, min_count, c, clf, x)
-  valid_auc, min_count, c, clf, x = best
-  seconds = time.perf_counter() - start
+      say(f"min_count {min_count} C {c:g}: valid AUC {valid_auc:.4f}")
+      if best is None or valid_auc > best["valid_auc"]:
+        best = {"valid_auc": valid_auc, "min_count": min_count, "C": c, "model": clf, "x": x}
+  best.update(sweep=sweep, seconds=time.perf_counter() - start)
+  return best
+
+
+def anchor_record(cfg, path: str, y: np.ndarray, masks: dict, best: dict) -> dict:
+  """The benchmark record of one fitted anchor (one fold with data.split=kfold)."""
+  clf, x = best["model"], best["x"]
   p = {s: clf.predict_proba(x[masks[s]])[:, 1] for s in ("valid", "test")}
-  record = {
-      "experiment": "sklearn_lr_" + cfg.data.name, "model": "sklearn_lr", "data": cfg.data.name,
+  kfold = cfg.data.split == "kfold"
+  split = data_lib._split_of(cfg.data, 1)  # pylint: disable=protected-access
+  split_config = ({"folds": cfg.data.folds, "fold": cfg.data.fold,
+                   "valid_fraction": split.valid_fraction, "seed": split.seed} if kfold else
+                  {"fractions": list(split.fractions), "seed": split.seed})
+  return {
+      "experiment": "sklearn_lr_" + cfg.data.name, "model": "sklearn_lr",
+      "data": f"{cfg.data.name}_{cfg.data.folds}fold" if kfold else cfg.data.name,
+      "folds": cfg.data.folds if kfold else None, "fold": cfg.data.fold if kfold else None,
       "seed": 0, "git_revision": records.git_revision(),
       "data_fingerprint": data_lib._fingerprint([path], cfg.data),  # pylint: disable=protected-access
       "split_rows": {s: int(m.sum()) for s, m in masks.items()},
       "auc": synthetic.auc(y[masks["test"]], p["test"]),
       "logloss": synthetic.logloss(y[masks["test"]], p["test"]),
-      "valid_auc": valid_auc, "valid_logloss": synthetic.logloss(y[masks["valid"]], p["valid"]),
-      "params": int(x.shape[1]) + 1, "train_seconds": seconds,
-      "examples_per_sec": int(masks["train"].sum()) * len(sweep) / seconds,
+      "valid_auc": best["valid_auc"],
+      "valid_logloss": synthetic.logloss(y[masks["valid"]], p["valid"]),
+      "params": int(x.shape[1]) + 1, "train_seconds": best["seconds"],
+      "examples_per_sec": int(masks["train"].sum()) * len(best["sweep"]) / best["seconds"],
       "oracle_auc": None, "oracle_logloss": None,
-      "config": {"min_count": min_count, "C": c, "int_buckets": "floor(ln(x)^2) for x > 2",
-                 "sweep": sweep, "split": {"fractions": list(split.fractions),
-                                           "seed": split.seed}},
+      "config": {"min_count": best["min_count"], "C": best["C"],
+                 "int_buckets": "floor(ln(x)^2) for x > 2", "sweep": best["sweep"],
+                 "split": split_config},
       "time": records.now(),
   }
-  print(f"chosen min_count {min_count}, C {c:g}: valid AUC {valid_auc:.4f}, test AUC "
-        f"{record['auc']:.4f}, logloss {record['logloss']:.4f} ({x.shape[1]:,} features)")
-  written = records.write_records([record], records.results_dir(FLAGS.results),
-                                  "auc_records.jsonl", FLAGS.record)
-  print("appended the record to " + " and ".join(written))
+
+
+def run(experiment: str, data: str, folds: int, c_grid, min_counts, results: str,
+        tracked: str, say=print) -> list:
+  """Fits the anchor on the experiment's split (or each of `folds` folds); returns the records."""
+  if folds == 1 or folds < 0:
+    raise UsageError(f"--folds must be 0 (the experiment's split) or >= 2, got {folds}")
+  cfgs = [fold_config(experiment, data, folds, f) for f in range(max(folds, 1))]
+  path = cfgs[0].data.path
+  if not os.path.isfile(path):
+    raise UsageError(f"data file {path!r} does not exist (give the Criteo TSV with --data)")
+  df = read_criteo(path)
+  y = df["label"].astype(np.int8).to_numpy()
+  tok = tokens(df)
+  out = []
+  for cfg in cfgs:
+    fold = f"fold {cfg.data.fold} of {folds}: " if folds else ""
+    masks = split_masks(cfg, len(df))
+    best = fit_anchor(tok, y, masks, c_grid, min_counts, lambda m: say(fold + m))  # pylint: disable=cell-var-from-loop
+    record = anchor_record(cfg, path, y, masks, best)
+    say(f"{fold}chosen min_count {best['min_count']}, C {best['C']:g}: valid AUC "
+        f"{best['valid_auc']:.4f}, test AUC {record['auc']:.4f}, logloss {record['logloss']:.4f} "
+        f"({best['x'].shape[1]:,} features)")
+    written = records.write_records([record], results, "auc_records.jsonl", tracked)
+    say("appended the record to " + " and ".join(written))
+    out.append(record)
+  return out
+
+
+def main(argv):
+  del argv
+  try:
+    run(FLAGS.anchor_experiment, FLAGS.data, FLAGS.folds, [float(c) for c in FLAGS.c_grid],
+        [int(m) for m in FLAGS.min_counts], records.results_dir(FLAGS.results), FLAGS.record,
+        say=lambda m: print(m, flush=True))
+  except UsageError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except ValueError as e:  # a bad row of the TSV, named by file and line
+    print(f"error: {e}", file=sys.stderr)
+    return 1
   return 0
 
+
 if __name__ == "__main__":
-  app.run(main)
+  sys.exit(app.run(main))

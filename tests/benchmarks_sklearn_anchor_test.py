@@ -1,0 +1,85 @@
+"""The scikit-learn LR anchor under K-fold cross-validation: the folds' rows and records."""
+
+import json
+import os
+from unittest import mock
+
+import numpy as np
+
+from tests import testing
+
+from benchmarks import sklearn_anchor
+from ctr_zoo import datasets
+from ctr_zoo.feature_columns import criteo as criteo_lib
+from experiments import data as data_lib
+
+ROWS = 240
+
+
+def write_tsv(path: str, rows: int, seed: int) -> np.ndarray:
+  """A small Criteo-layout TSV whose I1 is the 0-based line number; returns the labels."""
+  rng = np.random.default_rng(seed)
+  c1 = rng.integers(0, 6, rows)
+  labels = (rng.random(rows) < np.where(c1 < 3, 0.85, 0.05)).astype(int)  # C1 carries signal
+  with open(path, "w") as fh:
+    for i in range(rows):
+      ints = [str(i)] + [str(int(v)) if v >= 0 else "" for v in rng.integers(-1, 9, 12)]
+      cats = [f"{c1[i]:08x}"] + [f"{int(v):08x}" if v else "" for v in rng.integers(0, 5, 25)]
+      fh.write("\t".join([str(labels[i])] + ints + cats) + "\n")
+  return labels
+
+
+class SklearnAnchorKFoldTest(testing.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    patcher = mock.patch.dict(os.environ, {"CTR_ZOO_CACHE": self.make_temp_dir()})
+    patcher.start()
+    self.addCleanup(patcher.stop)
+    self.path = os.path.join(self.make_temp_dir(), "tiny.tsv")
+    self.labels = write_tsv(self.path, ROWS, seed=3)
+    self.assertEqual(len(criteo_lib.RAW_COLUMNS), 40)
+
+  def prepared_rows(self, cfg) -> dict:
+    """{split: sorted line numbers} of the rows experiments.data puts in each split of `cfg`."""
+    prepared = data_lib.prepare(cfg.data)
+    values = {s: datasets.read_encoded(prepared.split_dir(s), prepared.spec)[0]["I1"].reshape(-1)
+              for s in ("train", "valid", "test")}
+    every = np.sort(np.concatenate(list(values.values())))
+    self.assertEqual(len(np.unique(every)), ROWS)  # I1 (the line number) maps 1:1 and in order
+    return {s: np.sort(np.searchsorted(every, v)) for s, v in values.items()}
+
+  def test_each_fold_has_the_rows_of_the_kfold_split_and_one_record(self):
+    results = self.make_temp_dir()
+    tracked = os.path.join(self.make_temp_dir(), "tracked.jsonl")
+    out = sklearn_anchor.run("lr_criteo", self.path, 2, [0.1, 1.0], [1, 2], results, tracked,
+                             say=lambda m: None)
+    label = sklearn_anchor.fold_config("lr_criteo", self.path).data.name
+    self.assertEqual([(r["data"], r["folds"], r["fold"]) for r in out],
+                     [(f"{label}_2fold", 2, 0), (f"{label}_2fold", 2, 1)])
+    for path in (os.path.join(results, "auc_records.jsonl"), tracked):
+      with open(path) as fh:
+        self.assertEqual([json.loads(line)["fold"] for line in fh], [0, 1])
+    tests = []
+    for fold, record in enumerate(out):
+      cfg = sklearn_anchor.fold_config("lr_criteo", self.path, 2, fold)
+      self.assertEqual((cfg.data.split, cfg.data.folds, cfg.data.fold), ("kfold", 2, fold))
+      masks = sklearn_anchor.split_masks(cfg, ROWS)
+      self.assertEqual(sum(m.astype(int) for m in masks.values()).tolist(), [1] * ROWS)  # disjoint
+      expected = self.prepared_rows(cfg)
+      for split, mask in masks.items():
+        np.testing.assert_array_equal(np.flatnonzero(mask), expected[split], err_msg=split)
+      self.assertEqual(record["split_rows"], {s: int(m.sum()) for s, m in masks.items()})
+      self.assertIn(record["config"]["C"], (0.1, 1.0))
+      self.assertIn(record["config"]["min_count"], (1, 2))
+      self.assertLen(record["config"]["sweep"], 4)
+      self.assertEqual(record["config"]["split"]["fold"], fold)
+      self.assertGreater(record["auc"], 0.6)  # C1 separates 0.85 from 0.05 click rates
+      tests.append(masks["test"])
+    np.testing.assert_array_equal(tests[0], ~tests[1])  # the two test folds partition the rows
+
+  def test_bad_folds_and_non_criteo_layout_are_refused(self):
+    with self.assertRaisesRegex(sklearn_anchor.UsageError, r"--folds must be 0 .* got 1"):
+      sklearn_anchor.run("lr_criteo", self.path, 1, [1.0], [1], self.make_temp_dir(), "")
+    with self.assertRaisesRegex(sklearn_anchor.UsageError, r"data.spec='avazu'.*Criteo TSV"):
+      sklearn_anchor.fold_config("lr_avazu", self.path, 5, 0)
