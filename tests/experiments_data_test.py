@@ -89,12 +89,12 @@ class ExperimentsDataTest(testing.TestCase):
       np.testing.assert_array_equal(labels, [float(l[0]) for l in fh])
     # A valid file too: the training file is all train; the spec is fitted on it alone.
     valid_path = self.tsv(200, 3)
-    both = data_lib.prepare(data_cfg("dnn_criteo", **{
+    both_cfg = data_cfg("dnn_criteo", **{
         "data.train_path": train_path, "data.valid_path": valid_path, "data.test_path": test_path,
-        "data.valid_fraction": 0, "data.test_fraction": 0}))
+        "data.valid_fraction": 0, "data.test_fraction": 0})
+    both = data_lib.prepare(both_cfg)
     self.assertEqual(both.rows, {"train": 1000, "valid": 200, "test": 300})
-    fitted = datasets.fit(train_path, both.spec.with_features(
-        [f.__class__(f.name, min_count=f.min_count) for f in both.spec.features]))
+    fitted = datasets.fit(train_path, data_lib.load_spec_arg(both_cfg.spec, both_cfg))
     self.assertEqual(both.spec["C3"].vocabulary, fitted["C3"].vocabulary)
 
   def test_zero_fraction_needs_its_file_and_errors_name_the_key(self):
