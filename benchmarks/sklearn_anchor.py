@@ -1,22 +1,29 @@
-r"""Benchmark-only anchor: scikit-learn LogisticRegression on one-hot Criteo features.
+r"""Benchmark-only anchor: scikit-learn LogisticRegression on one-hot features of any spec.
 
   python -m benchmarks.sklearn_anchor                       # the Criteo sample
   python -m benchmarks.sklearn_anchor --anchor_experiment=lr_criteo --data=PATH
   python -m benchmarks.sklearn_anchor --data=PATH --folds=5   # 5-fold cross-validation
+  python -m benchmarks.sklearn_anchor --anchor_experiment=lr_avazu --folds=5
 
 A well-regularised linear model on one-hot features is the small-data bar
-every deep model should clear (issue 6). The rows of train / valid / test are
-exactly those of the named experiment: the split is built by
-`experiments.data._split_of` from the experiment's DataConfig and applied to
-the same row ordinals (0-based line numbers) the project's readers use.
+every deep model should clear. The rows of train / valid / test are exactly
+those of the named experiment: the split is built by `experiments.data._split_of`
+from the experiment's DataConfig and applied to the row ordinals (0-based
+line numbers) that the project's readers give every row.
 
-Features (fit on train only):
-- categorical C1..C26: one indicator per (field, value) seen at least
+The file is read by the project's own reader (`ctr_zoo.datasets.read_batches`)
+with the experiment's spec (data.spec: Criteo TSV, Avazu CSV, Frappe libFM, a
+schema file, ...), so a bad row gets the pipeline's file/line/field error.
+Features (fit on train only), one token field per raw field of the spec:
+- categorical fields: one indicator per (field, value) seen at least
   `min_count` times in train; rarer and unseen values share one "rare"
   indicator per field, missing values one "missing" indicator per field;
-- integer I1..I13: bucketed as in the Criteo winners' solution,
-  b(x) = floor(ln(x)^2) for x > 2, else x (so -3..2 keep their own bucket),
-  then one-hot like a categorical (missing has its own indicator).
+  a derived field (Avazu's hour of day, weekday) is derived as the spec says;
+- numeric fields (Criteo's I1..I13): bucketed as in the Criteo winners'
+  solution, b(x) = floor(ln(x)^2) for x > 2, else floor(x) (so -3..2 keep
+  their own bucket), then one-hot like a categorical (missing has its own
+  indicator). A numeric field read twice by the spec (continuous and
+  bucketized) is one token field here.
 
 Model: p = sigma(w^T onehot(x) + b), fit with L2 penalty 1 / (2C) ||w||^2
 (lbfgs). C and min_count are chosen by validation AUC on the grid below; the
@@ -32,10 +39,10 @@ min_count are chosen on each fold's valid rows), writing one record per fold
 with data label `<data>_<K>fold` and `fold` = f, as `benchmarks.auc --folds=K`
 labels its runs, so the tables average the anchor over the same folds.
 
-The anchor reads the Criteo TSV layout only (label, I1..I13, C1..C26): the
-experiment's data.spec must be the Criteo one. Records are appended to <results>/auc_records.jsonl (--results, default runs/benchmarks/,
-the same file `benchmarks.auc` renders) and, only with
---record=benchmarks/results/auc_records.jsonl, to the tracked records.
+The experiment must read one file (data.path; no separate valid / test
+files). Records are appended to <results>/auc_records.jsonl (--results,
+default runs/benchmarks/, the same file `benchmarks.auc` renders) and, only
+with --record=benchmarks/results/auc_records.jsonl, to the tracked records.
 This file is never imported by the library; scikit-learn is a benchmark-only
 dependency.
 """
@@ -58,9 +65,9 @@ from benchmarks import common_flags  # noqa: F401  (--results, --record)
 from benchmarks import fold_flags  # noqa: F401  (--folds)
 from benchmarks import records
 from ctr_zoo.datasets import synthetic
-from ctr_zoo.feature_columns import criteo as criteo_lib
+from ctr_zoo.datasets import readers
+from ctr_zoo.feature_columns import spec as spec_lib
 from experiments import common_flags as experiment_flags  # noqa: F401  (--data)
-from experiments import configs
 from experiments import data as data_lib
 from experiments import runner
 
@@ -74,8 +81,6 @@ flags.DEFINE_string("anchor_experiment", "lr_criteo",
 flags.DEFINE_list("c_grid", ["0.003", "0.01", "0.03", "0.1", "0.3", "1"],
                   "Inverse L2 strengths tried.")
 flags.DEFINE_list("min_counts", ["1", "2", "3", "5"], "Rare-value thresholds tried.")
-
-CRITEO_SPECS = ("", "criteo")  # data.spec values that name the Criteo layout read here
 
 
 class UsageError(Exception):
@@ -91,23 +96,67 @@ def bucketize_int(values: pd.Series) -> pd.Series:
   return out.map(lambda v: "" if pd.isna(v) else str(int(v)))
 
 
-def read_criteo(path: str) -> pd.DataFrame:
-  """The raw TSV as strings (empty = missing); label as int8."""
-  df = pd.read_csv(path, sep="\t", header=None, names=list(criteo_lib.RAW_COLUMNS), dtype=str,
-                   keep_default_na=False, quoting=3)
-  bad = ~df["label"].isin(["0", "1"])
-  if bad.any():
-    line = int(np.argmax(bad.to_numpy())) + 1
-    raise ValueError(f"{path}:{line}: field 'label' must be 0 or 1, got {df['label'][line - 1]!r}")
-  return df
+def _numeric_tokens(column) -> np.ndarray:
+  """Winner buckets of a numeric arrow column as strings: floor(ln(x)^2) for x > 2, else floor(x)."""
+  x = column.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> nan
+  out = np.full(len(x), "", dtype=object)
+  present = ~np.isnan(x)
+  big = present & (x > 2)
+  small = present & ~big
+  out[big] = np.floor(np.log(x[big]) ** 2).astype(np.int64).astype(str)
+  out[small] = np.floor(x[small]).astype(np.int64).astype(str)
+  return out
 
 
-def tokens(df: pd.DataFrame) -> pd.DataFrame:
-  """One token column per field: categorical values as is, integers bucketed."""
-  out = {}
-  for name in criteo_lib.RAW_COLUMNS[1:]:
-    out[name] = bucketize_int(df[name]) if name.startswith("I") else df[name]
-  return pd.DataFrame(out)
+def _string_tokens(column) -> np.ndarray:
+  values = column.to_numpy(zero_copy_only=False)
+  return np.array(["" if v is None else v for v in values], dtype=object)
+
+
+def token_fields(spec) -> list:
+  """[(token field name, raw column, derive or None, kind)] of the spec's features, each once."""
+  out, seen = [], set()
+  for f in spec.features:
+    if isinstance(f, spec_lib.SequenceFeature):
+      raise UsageError(f"feature {f.name!r} is a sequence; the sklearn anchor reads "
+                       "categorical and numeric fields only")
+    derive = getattr(f, "derive", None)
+    kind = "numeric" if isinstance(f, spec_lib.DenseFeature) else "categorical"
+    key = (f.raw_column, derive, kind)
+    if key not in seen:
+      seen.add(key)
+      out.append((f.name if derive else f.raw_column, f.raw_column, derive, kind))
+  return out
+
+
+def read_tokens(cfg) -> tuple:
+  """(labels int8 (n,), token DataFrame (n, fields)) of the experiment's file, rows in line order.
+
+  Read with the project's reader and the experiment's (unfitted) spec, so
+  every format and every bad-row error of the pipeline applies.
+  """
+  spec = data_lib.load_spec_arg(cfg.data.spec, cfg.data)
+  fields = token_fields(spec)
+  labels, keys, columns = [], [], {name: [] for name, *_ in fields}
+  options = data_lib.reader_options(cfg.data)
+  for batch in readers.read_batches(cfg.data.path, spec, **options):
+    labels.append(batch.table.column(spec.label).to_numpy(zero_copy_only=False))
+    keys.append(batch.row_keys)
+    for name, raw, derive, kind in fields:
+      column = batch.table.column(raw)
+      if derive:
+        tokens = _string_tokens(readers.derive_tokens(column, derive)[0])
+      elif kind == "numeric":
+        tokens = _numeric_tokens(column)
+      else:
+        tokens = _string_tokens(column)
+      columns[name].append(tokens)
+  keys = np.concatenate(keys)
+  if not np.array_equal(keys, np.arange(len(keys))):
+    raise UsageError(f"{cfg.data.path}: rows were skipped or reordered by the reader; the anchor "
+                     "needs every row (fix the file or use on_bad_rows=error)")
+  y = np.concatenate(labels).astype(np.int8)
+  return y, pd.DataFrame({name: np.concatenate(parts) for name, parts in columns.items()})
 
 
 def one_hot(tok: pd.DataFrame, train_mask: np.ndarray, min_count: int):
@@ -139,9 +188,10 @@ def fold_config(experiment: str, data: str = "", folds: int = 0, fold: int = 0):
     cfg = runner.resolve_config(experiment, overrides, data)
   except (KeyError, ValueError) as e:  # ConfigError is a ValueError
     raise UsageError(e.args[0] if isinstance(e, KeyError) and e.args else str(e)) from e
-  if cfg.data.spec not in CRITEO_SPECS:
-    raise UsageError(f"--anchor_experiment={experiment} uses data.spec={cfg.data.spec!r}; the "
-                     "sklearn anchor reads the Criteo TSV layout only (data.spec '' or 'criteo')")
+  if cfg.data.source != "file" or getattr(cfg.data, "valid_path", "") or getattr(
+      cfg.data, "test_path", ""):
+    raise UsageError(f"--anchor_experiment={experiment}: the sklearn anchor reads one data file "
+                     "(data.path), not generated data or separate valid / test files")
   return cfg
 
 
@@ -205,7 +255,7 @@ def anchor_record(cfg, path: str, y: np.ndarray, masks: dict, best: dict) -> dic
       "examples_per_sec": int(masks["train"].sum()) * len(best["sweep"]) / best["seconds"],
       "oracle_auc": None, "oracle_logloss": None,
       "config": {"min_count": best["min_count"], "C": best["C"],
-                 "int_buckets": "floor(ln(x)^2) for x > 2", "sweep": best["sweep"],
+                 "int_buckets": "floor(ln(x)^2) for x > 2, else floor(x)", "sweep": best["sweep"],
                  "split": split_config},
       "time": records.now(),
   }
@@ -219,14 +269,12 @@ def run(experiment: str, data: str, folds: int, c_grid, min_counts, results: str
   cfgs = [fold_config(experiment, data, folds, f) for f in range(max(folds, 1))]
   path = cfgs[0].data.path
   if not os.path.isfile(path):
-    raise UsageError(f"data file {path!r} does not exist (give the Criteo TSV with --data)")
-  df = read_criteo(path)
-  y = df["label"].astype(np.int8).to_numpy()
-  tok = tokens(df)
+    raise UsageError(f"data file {path!r} does not exist (give it with --data)")
+  y, tok = read_tokens(cfgs[0])
   out = []
   for cfg in cfgs:
     fold = f"fold {cfg.data.fold} of {folds}: " if folds else ""
-    masks = split_masks(cfg, len(df))
+    masks = split_masks(cfg, len(y))
     best = fit_anchor(tok, y, masks, c_grid, min_counts, lambda m: say(fold + m))  # pylint: disable=cell-var-from-loop
     record = anchor_record(cfg, path, y, masks, best)
     say(f"{fold}chosen min_count {best['min_count']}, C {best['C']:g}: valid AUC "

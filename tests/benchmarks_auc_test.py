@@ -239,3 +239,27 @@ class AucCliTest(testing.TestCase):
 if __name__ == "__main__":
   import tensorflow as tf
   tf.test.main()
+
+
+class CvSweepTest(testing.TestCase):
+  """The cross-validated sweep's points and its summary (selection on valid only)."""
+
+  def test_points_are_parsed_and_bad_ones_refused(self):
+    from benchmarks import cv_sweep  # pylint: disable=g-import-not-at-top
+    self.assertEqual(cv_sweep.parse_points(["default:", "ep:trainer.epochs=30,input.batch_size=8"]),
+                     [("default", ""), ("ep", "trainer.epochs=30,input.batch_size=8")])
+    for bad in (["no_colon"], [":x=1"], ["a/b:x=1"], ["a:", "a:x=1"], []):
+      with self.assertRaises(cv_sweep.UsageError, msg=str(bad)):
+        cv_sweep.parse_points(bad)
+
+  def test_summary_pairs_valid_auc_by_fold_and_keeps_test_apart(self):
+    from benchmarks import cv_sweep  # pylint: disable=g-import-not-at-top
+    def recs(valid, test):
+      return [{"fold": f, "valid_auc": v, "auc": t} for f, (v, t) in enumerate(zip(valid, test))]
+    base = cv_sweep.summarize("dnn", "default", "", recs([0.70, 0.72, 0.74], [0.9, 0.9, 0.9]))
+    self.assertAlmostEqual(base["mean_valid_auc"], 0.72)
+    self.assertNotIn("valid_gain_vs_baseline", base)
+    other = cv_sweep.summarize("dnn", "x", "a=1", recs([0.71, 0.71, 0.76], [0.1, 0.1, 0.1]), base)
+    self.assertAlmostEqual(other["valid_gain_vs_baseline"], (0.01 - 0.01 + 0.02) / 3)
+    self.assertEqual(other["folds_better"], 2)
+    self.assertAlmostEqual(other["mean_test_auc"], 0.1)  # reported, never used in the gain

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from tests import testing
 
@@ -9,6 +10,7 @@ from ctr_zoo.datasets import synthetic
 from experiments import configs
 from experiments import data as data_lib
 from experiments import resolve
+from experiments import runner
 from experiments.configs import registry
 
 
@@ -77,9 +79,12 @@ class SklearnAnchorTest(testing.TestCase):
 
   def test_bucketize_and_one_hot(self):
     from benchmarks import sklearn_anchor  # pylint: disable=g-import-not-at-top
-    got = sklearn_anchor.bucketize_int(pd.Series(["", "-2", "0", "2", "3", "100"]))
+    got = sklearn_anchor._numeric_tokens(pa.array([None, -2, 0, 2, 3, 100]))  # pylint: disable=protected-access
     expected = ["", "-2", "0", "2", str(int(np.floor(np.log(3) ** 2))),
                 str(int(np.floor(np.log(100) ** 2)))]
+    self.assertEqual(list(got), expected)
+    got = sklearn_anchor._numeric_tokens(pa.array([1.5, None, 7.25]))  # pylint: disable=protected-access
+    expected = ["1", "", str(int(np.floor(np.log(7.25) ** 2)))]
     self.assertEqual(list(got), expected)
     tok = pd.DataFrame({"a": ["x", "x", "y", "", "z"], "b": ["1", "1", "1", "2", "2"]})
     train = np.array([True, True, True, True, False])
@@ -91,10 +96,12 @@ class SklearnAnchorTest(testing.TestCase):
   def test_anchor_split_matches_the_experiment_rows(self):
     path = testing.require_file(testing.CRITEO_SAMPLE)
     from benchmarks import sklearn_anchor  # pylint: disable=g-import-not-at-top
-    cfg = configs.get("lr_criteo")
-    df = sklearn_anchor.read_criteo(path)
+    cfg = runner.resolve_config("lr_criteo", "", path)
+    y, tok = sklearn_anchor.read_tokens(cfg)
+    self.assertEqual(list(tok.columns), [f"I{i}" for i in range(1, 14)] +
+                     [f"C{i}" for i in range(1, 27)])  # I_j read twice by the spec: one field
     split = data_lib._split_of(cfg.data, 1)  # pylint: disable=protected-access
-    which = split.assign(0, np.arange(len(df), dtype=np.int64))
+    which = split.assign(0, np.arange(len(y), dtype=np.int64))
     counts = np.bincount(which, minlength=3)
     self.assertEqual(int(counts.sum()), 6000)
     # The experiments' prepared split of the same file has these sizes (records: split_rows).

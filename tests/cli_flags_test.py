@@ -10,6 +10,7 @@ CLI_MODULES = (
     "experiments.train", "experiments.evaluate", "experiments.preprocess", "experiments.predict",
     "experiments.export", "benchmarks.auc",
     "benchmarks.throughput", "benchmarks.sklearn_anchor", "benchmarks.regularization_sweep",
+    "benchmarks.cv_sweep",
     "benchmarks.render_readme", "benchmarks.reliability", "benchmarks.serving",
 )
 
