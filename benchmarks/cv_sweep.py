@@ -33,7 +33,7 @@ from experiments import cli
 cli.import_tensorflow_quietly()  # Keras 2 before TensorFlow, without its start-up lines
 
 from benchmarks import auc as auc_lib
-from benchmarks import common_flags  # noqa: F401  pylint: disable=unused-import  (--results, --record)
+from benchmarks import common_flags  # noqa: F401  (--results, --record)
 from benchmarks import fold_flags  # noqa: F401  (--folds)
 from benchmarks import records
 
