@@ -12,7 +12,7 @@ folds. The records of a point go to <results>/cv_sweep/<data setup>/<tag>/
 auc_records.jsonl (the auc benchmark's format; --results defaults to
 runs/benchmarks), and one summary line per (model, point) to
 <results>/cv_sweep/<data setup>/summary.jsonl and, with --record=PATH.jsonl,
-to that tracked file.
+to that tracked file; `--render` prints that summary as a markdown table.
 
 Selection uses the cross-validation estimate: the mean over folds of the AUC
 on each fold's held-out part (every row of the file is held out once), and
@@ -43,6 +43,7 @@ from benchmarks import fold_flags  # noqa: F401  (--folds)
 from benchmarks import records
 
 FLAGS = flags.FLAGS
+flags.DEFINE_bool("render", False, "Only print the markdown table of the data setup's summary.")
 flags.DEFINE_multi_string("point", [], "TAG:OVERRIDES (dotted key=value pairs, comma "
                           "separated; empty = the experiment as it is). The first is the baseline.")
 
@@ -84,17 +85,42 @@ def summarize(model: str, tag: str, overrides: str, recs: list, baseline: dict =
       line[f"{key}_gain_vs_baseline"] = sum(diffs) / len(diffs) if diffs else None
       if key == "test":
         line["folds_better"] = sum(d > 0 for d in diffs)
+        mean = line["test_gain_vs_baseline"]
+        line["test_gain_std"] = ((sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
+                                 if len(diffs) > 1 else None)
   return line
+
+
+def render(lines: list) -> str:
+  """A markdown table of summary lines (the last line per model and point wins), by model."""
+  latest = {}
+  for line in lines:
+    latest[(line["model"], line["point"])] = line
+  rows = ["| model | point | overrides | CV AUC | gain vs first point (mean ± std) | folds "
+          "better | early-stopping split AUC |", "|---|---|---|---|---|---|---|"]
+  for (model, tag), line in latest.items():
+    gain = line.get("test_gain_vs_baseline")
+    std = line.get("test_gain_std")
+    rows.append(
+        f"| {model} | {tag} | `{line['overrides'] or '(as named)'}` | {line['mean_test_auc']:.4f} | "
+        + ("baseline" if gain is None else f"{gain:+.4f}" + (f" ± {std:.4f}" if std else ""))
+        + f" | {'' if gain is None else str(line['folds_better']) + '/' + str(len(line['folds']))}"
+        f" | {line['mean_valid_auc']:.4f} |")
+  return "\n".join(rows)
 
 
 def main(argv):
   del argv
+  root = os.path.join(records.results_dir(FLAGS.results), "cv_sweep", FLAGS.data_setup)
+  if FLAGS.render:
+    with open(os.path.join(root, "summary.jsonl")) as fh:
+      print(render([json.loads(line) for line in fh if line.strip()]))
+    return 0
   try:
     points = parse_points(FLAGS.point)
     if FLAGS.folds < 2:
       raise UsageError(f"--folds must be >= 2 for a cross-validated sweep, got {FLAGS.folds}")
     names = auc_lib.experiment_names(FLAGS.experiments, FLAGS.data_setup)
-    root = os.path.join(records.results_dir(FLAGS.results), "cv_sweep", FLAGS.data_setup)
     tracked = records.user_path(FLAGS.record)
     if tracked and not tracked.endswith(".jsonl"):
       raise UsageError(f"--record={tracked} must name a JSON-lines file (*.jsonl)")

@@ -263,3 +263,7 @@ class CvSweepTest(testing.TestCase):
     self.assertAlmostEqual(other["test_gain_vs_baseline"], (0.01 - 0.01 + 0.02) / 3)
     self.assertEqual(other["folds_better"], 2)
     self.assertAlmostEqual(other["valid_gain_vs_baseline"], -0.8)
+    self.assertAlmostEqual(other["test_gain_std"], float(np.std([0.01, -0.01, 0.02], ddof=1)))
+    table = cv_sweep.render([base, other]).splitlines()
+    self.assertLen(table, 4)
+    self.assertIn("| dnn | x | `a=1` | 0.7267 | +0.0067 ± 0.0153 | 2/3 | 0.1000 |", table)
