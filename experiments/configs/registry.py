@@ -73,7 +73,10 @@ def _avazu() -> base.ExperimentConfig:
   cfg = base.ExperimentConfig()
   base.apply_overrides(cfg, {
       "data.name": "avazu_sample", "data.source": "file", "data.path": paths.avazu_sample(),
-      "data.spec": "avazu", "data.min_count": 2, "input.batch_size": 256,
+      # min_count 1 by 5-fold CV (dnn +0.0035 on 4/5 folds, fm +0.0068; the
+      # sklearn anchor's own CV picks 1 on 5/5 folds): on 4,800 training rows
+      # a value seen once still carries signal.
+      "data.spec": "avazu", "data.min_count": 1, "input.batch_size": 256,
       "trainer.epochs": SMALL_DATA_MAX_EPOCHS, "trainer.checkpoint_every_steps": 50,
   })
   return cfg
