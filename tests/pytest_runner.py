@@ -1,4 +1,4 @@
-"""Runs one test file under pytest: the entry point of every Bazel py_test."""
+"""Runs the test files given as arguments under pytest: the entry point of every Bazel py_test."""
 
 import os
 import sys

@@ -225,20 +225,40 @@ def _data_file(prefix):
 
 
 class CheckpointFaultsTest(testing.TestCase):
-  """A finished 24-step run (checkpoints 15, 20, 24 kept) whose latest checkpoint is damaged."""
+  """A finished 24-step run (checkpoints 15, 20, 24 kept) whose latest checkpoint is damaged.
+
+  The uninterrupted reference and the finished run are trained once for the
+  class; each test damages its own copy of that run directory.
+  """
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    import tempfile  # pylint: disable=g-import-not-at-top
+    cls.finished = tempfile.mkdtemp(prefix="ctr_zoo_ckpt_faults_")
+    tf.keras.backend.experimental.enable_tf_random_generator()
+    try:
+      reference = _make_trainer(None)
+      reference.fit(_train_fn())
+      cls.expected = reference.model.get_weights()
+      first = _make_trainer(cls.finished)
+      first.fit(_train_fn())
+      cls.finished_checkpoints = [os.path.basename(p) for p in first.manager.checkpoints]
+    finally:
+      tf.keras.backend.experimental.disable_tf_random_generator()
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.finished, ignore_errors=True)
+    super().tearDownClass()
 
   def setUp(self):
     super().setUp()
     tf.keras.backend.experimental.enable_tf_random_generator()
-    reference = _make_trainer(None)
-    reference.fit(_train_fn())
-    self.expected = reference.model.get_weights()
-    self.model_dir = self.make_temp_dir()
-    first = _make_trainer(self.model_dir)
-    first.fit(_train_fn())
+    self.assertEqual(self.finished_checkpoints, ["ckpt-15", "ckpt-20", "ckpt-24"])
+    self.model_dir = os.path.join(self.make_temp_dir(), "run")
+    shutil.copytree(self.finished, self.model_dir)
     self.ckpt_dir = os.path.join(self.model_dir, trainer_lib.CHECKPOINT_DIR)
-    self.assertEqual([os.path.basename(p) for p in first.manager.checkpoints],
-                     ["ckpt-15", "ckpt-20", "ckpt-24"])
     self.latest = os.path.join(self.ckpt_dir, "ckpt-24")
 
   def tearDown(self):
