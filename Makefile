@@ -64,11 +64,11 @@ test-python: $(STAMP)
 	@echo "==> pytest tests (the whole suite)"
 	@$(VPY) -m pytest -q tests
 
-# The whole suite under Bazel: every tests/*_test.py and tests/faults/*_test.py is
-# a py_test target; then every binary target is started with `bazel run`
+# The whole suite under Bazel: every tests/*_test.py and tests/faults/*_test.py
+# runs in a py_test target (one per area, the slowest files one each); then every binary target is started with `bazel run`
 # (--help and one small real invocation with relative paths).
 test-bazel: setup
-	@echo "==> bazel --batch test //... (the whole suite: one py_test per test file)"
+	@echo "==> bazel --batch test //... (the whole suite: the test files in one py_test per area, the slowest one each)"
 	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
 	  $(BAZEL) test //... --test_output=errors 2>&1 | tee "$$log"; \
 	  summary=$$(grep -Eo 'Executed [0-9]+ out of [0-9]+ tests?: [0-9]+ tests? pass' "$$log" | tail -1); \
