@@ -332,6 +332,7 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
     result["rows_per_s"] = result["examples_per_sec"]
     full_steps = result["examples"] // batch_size  # steps before a last, smaller batch
     result.update(step_profile(tensorboard_windows(run), batch_size, full_steps))
+    result["params"] = metrics["params"]
     result["test_auc"] = metrics["test"]["auc"]
     result["test_logloss"] = metrics["test"]["logloss"]
     ids = sum(spec_ids(prep[key]).values())
