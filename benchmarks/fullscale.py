@@ -375,8 +375,8 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
           [out], n_predict)
   startup = _startup_seconds(env)
   record["startup_s"] = startup
-  for result in st.values():
-    if result.get("rows") and result.get("wall_s") and "rows_per_s_after_startup" not in result:
+  for result in st.values():  # training has its own rate: the trainer's (steady) ex/s
+    if result.get("rows") and result.get("wall_s") and "examples_per_sec" not in result:
       if result["wall_s"] > startup:
         result["rows_per_s_after_startup"] = result["rows"] / (result["wall_s"] - startup)
   record["load_after"] = os.getloadavg()

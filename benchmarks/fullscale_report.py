@@ -48,14 +48,16 @@ def stage_table(record: dict) -> str:
            f"{record['git_revision']}, {record['time']}. Every stage is one process; its wall "
            f"time includes the ~{record.get('startup_s', 0):.0f} s a process takes to import "
            "TensorFlow.", "",
-           "| stage | wall s | rows | rows/s | peak RSS MiB | disk written MiB |",
-           "|---|---|---|---|---|---|"]
+           "| stage | wall s | rows | rows/s | rows/s after start-up | peak RSS MiB | "
+           "disk written MiB |",
+           "|---|---|---|---|---|---|---|"]
   for name, s in record["stages"].items():
     if s.get("skipped"):
-      lines.append(f"| {name} | reused | {s['rows']:,} | - | - | - |")
+      lines.append(f"| {name} | reused | {s['rows']:,} | - | - | - | - |")
       continue
-    lines.append(f"| {name} | {s['wall_s']:.1f} | {s.get('rows', 0) or 0:,} | "
-                 f"{_fmt_rate(s.get('rows_per_s'))} | {_mib(s['peak_rss_bytes'])} | "
+    rows = f"{s['rows']:,}" if s.get("rows") else "-"
+    lines.append(f"| {name} | {s['wall_s']:.1f} | {rows} | {_fmt_rate(s.get('rows_per_s'))} | "
+                 f"{'-' if name.startswith('train') else _fmt_rate(s.get('rows_per_s_after_startup'))} | {_mib(s['peak_rss_bytes'])} | "
                  f"{s['disk_written_bytes'] / MIB:,.1f} |")
   return "\n".join(lines) + "\n"
 
@@ -188,7 +190,8 @@ def projection(recs: List[dict], distributed_path: str) -> str:
            f"measured at scale {r['scale']:g} ({r['rows']:,} rows) on the machine above, with no "
            "correction for the larger vocabulary (the training rows here are measured flat in "
            "vocabulary only up to the ids of that scale).", "",
-           "| stage | measured rate (rows/s) | rows | one machine of this kind |", "|---|---|---|---|"]
+           "| stage | measured rate, rows/s (training: steady ex/s; others: after start-up) | rows "
+           "| one machine of this kind |", "|---|---|---|---|"]
 
   def hours(rows, rate):
     return f"{rows / rate / 3600:,.1f} h" if rate else "-"
