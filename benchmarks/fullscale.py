@@ -74,7 +74,8 @@ flags.DEFINE_integer("batch_size", 10000, "Training batch size (dcn_v2_criteo_x4
 flags.DEFINE_integer("base_steps", 60, "Most steps of the 10k-id reference training.")
 flags.DEFINE_integer("base_hash_buckets", 384, "Hash buckets per field of the reference tables.")
 flags.DEFINE_integer("predict_rows", 1_000_000, "Raw rows scored by predict (at most day 6).")
-flags.DEFINE_list("stages", [], "Only these stages (default: all).")
+flags.DEFINE_list("stages", [], "Only these stages (default: all), keeping the other stages' "
+                  "outputs and, in the record of this scale, their figures.")
 flags.DEFINE_string("input", "", "render: the record file (default benchmarks/results/fullscale.json).")
 flags.DEFINE_string("readme_out", "", "render: also write the markdown section to this file.")
 
@@ -231,10 +232,10 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
   """Generates (when absent) and runs every stage; returns the record of this scale."""
   from ctr_zoo.datasets import synthetic_fullscale as sf  # pylint: disable=g-import-not-at-top
   wanted = set(stages or STAGES)
-  shutil.rmtree(work_dir, ignore_errors=True)
-  os.makedirs(work_dir)
+  if not stages:  # a partial rerun keeps the other stages' outputs
+    shutil.rmtree(work_dir, ignore_errors=True)
   logs = os.path.join(work_dir, "logs")
-  os.makedirs(logs)
+  os.makedirs(logs, exist_ok=True)
   env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": records.REPO_ROOT + os.pathsep +
          os.environ.get("PYTHONPATH", "")}
   record: Dict[str, object] = {
@@ -246,6 +247,9 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
 
   def stage(name, argv, outputs, rows_done=None):
     say(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(argv[2:])}")
+    if name != "generate":
+      for path in outputs:  # a stage starts from nothing (a train run would resume)
+        _remove(path)
     result = run_stage(name, argv, logs, outputs, env)
     if rows_done is not None:
       result["rows"] = rows_done
@@ -384,6 +388,13 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
   return record
 
 
+def _remove(path: str) -> None:
+  if os.path.isdir(path):
+    shutil.rmtree(path)
+  elif os.path.exists(path):
+    os.remove(path)
+
+
 def _head_rows(src: str, dst: str, n: int) -> None:
   """The first `n` lines of a (possibly gzip) text file."""
   import gzip as gzip_lib  # pylint: disable=g-import-not-at-top
@@ -438,12 +449,27 @@ def targets(record: dict) -> Dict[str, object]:
   return out
 
 
-def merge_record(path: str, record: dict) -> None:
-  """Writes `record` into the JSON file `path` ({"records": [...]}, one per scale)."""
+def merge_record(path: str, record: dict, partial: bool = False) -> None:
+  """Writes `record` into the JSON file `path` ({"records": [...]}, one per scale).
+
+  With `partial` (a --stages rerun) the stages measured now replace those of
+  the file's record of the same scale, and the others are kept.
+  """
   existing = {"records": []}
   if os.path.exists(path):
     with open(path) as fh:
       existing = json.load(fh)
+  old = [r for r in existing.get("records", []) if r.get("scale") == record["scale"]]
+  if partial and old:
+    merged = dict(old[0])
+    merged["stages"] = {**old[0]["stages"], **{k: v for k, v in record["stages"].items()
+                                               if not v.get("skipped")}}
+    for name in record["stages"]:
+      if not record["stages"][name].get("skipped"):
+        merged["stages"][name]["rerun"] = {"time": record["time"],
+                                           "git_revision": record["git_revision"]}
+    merged["targets"] = targets(merged)
+    record = merged
   kept = [r for r in existing.get("records", []) if r.get("scale") != record["scale"]]
   kept.append(record)
   kept.sort(key=lambda r: r["scale"])
@@ -497,10 +523,11 @@ def _run() -> int:
     print(f"error: {e}", file=sys.stderr)
     return 1
   results = os.path.join(records.results_dir(FLAGS.results), RECORD_FILE)
-  merge_record(results, record)
+  partial = bool(FLAGS.stages)
+  merge_record(results, record, partial)
   print(f"wrote {results}")
   if FLAGS.record:
-    merge_record(records.user_path(FLAGS.record), record)
+    merge_record(records.user_path(FLAGS.record), record, partial)
     print(f"merged into {records.user_path(FLAGS.record)}")
   for name, value in record["targets"].items():
     print(f"  {name}: {value['value']!r} -> {'met' if value['met'] else 'NOT met' if value['met'] is False else 'not run'}")
