@@ -56,28 +56,32 @@ from typing import Dict, List, Optional
 from absl import app
 from absl import flags
 
+from benchmarks import common_flags  # noqa: F401  (--results, --record)
 from benchmarks import records
 
 FLAGS = flags.FLAGS
-flags.DEFINE_float("scale", 0.01, "Fraction of Kaggle Criteo's rows and ids (1 = 45,840,617 rows).")
-flags.DEFINE_integer("rows", None, "Rows to generate (default: 45,840,617 x --scale).")
-flags.DEFINE_integer("seed", 0, "Row seed of the generated file.")
-flags.DEFINE_bool("gzip", False, "generate: gzip the day files.")
-flags.DEFINE_string("out", "", "generate: output directory (default: --data_dir).")
-flags.DEFINE_string("data_dir", "", "Where the generated days live (default: "
-                    "<cache root>/fullscale/scale<scale>-rows<rows>-seed<seed>).")
-flags.DEFINE_string("work_dir", "", "Stage outputs (default: runs/fullscale/scale<scale>); "
-                    "emptied first.")
-flags.DEFINE_string("results", "", "Results directory (default runs/benchmarks).")
-flags.DEFINE_string("record", "", "Also merge this scale's record into this tracked file.")
-flags.DEFINE_integer("batch_size", 10000, "Training batch size (dcn_v2_criteo_x4: 10000).")
-flags.DEFINE_integer("base_steps", 60, "Most steps of the 10k-id reference training.")
-flags.DEFINE_integer("base_hash_buckets", 384, "Hash buckets per field of the reference tables.")
-flags.DEFINE_integer("predict_rows", 1_000_000, "Raw rows scored by predict (at most day 6).")
-flags.DEFINE_list("stages", [], "Only these stages (default: all), keeping the other stages' "
-                  "outputs and, in the record of this scale, their figures.")
-flags.DEFINE_string("input", "", "render: the record file (default benchmarks/results/fullscale.json).")
-flags.DEFINE_string("readme_out", "", "render: also write the markdown section to this file.")
+
+
+def define_flags() -> None:
+  """Defines the CLI's own flags (only when run as a program: tests import several modules)."""
+  flags.DEFINE_float("scale", 0.01, "Fraction of Kaggle Criteo's rows and ids (1 = 45,840,617 rows).")
+  flags.DEFINE_integer("rows", None, "Rows to generate (default: 45,840,617 x --scale).")
+  flags.DEFINE_integer("seed", 0, "Row seed of the generated file.")
+  flags.DEFINE_bool("gzip", False, "generate: gzip the day files.")
+  flags.DEFINE_string("out", "", "generate: output directory (default: --data_dir).")
+  flags.DEFINE_string("data_dir", "", "Where the generated days live (default: "
+                      "<cache root>/fullscale/scale<scale>-rows<rows>-seed<seed>).")
+  flags.DEFINE_string("work_dir", "", "Stage outputs (default: runs/fullscale/scale<scale>); "
+                      "emptied first.")
+  flags.DEFINE_integer("batch_size", 10000, "Training batch size (dcn_v2_criteo_x4: 10000).")
+  flags.DEFINE_integer("base_steps", 60, "Most steps of the 10k-id reference training.")
+  flags.DEFINE_integer("base_hash_buckets", 384, "Hash buckets per field of the reference tables.")
+  flags.DEFINE_integer("predict_rows", 1_000_000, "Raw rows scored by predict (at most day 6).")
+  flags.DEFINE_list("stages", [], "Only these stages (default: all), keeping the other stages' "
+                    "outputs and, in the record of this scale, their figures.")
+  flags.DEFINE_string("input", "", "render: the record file (default benchmarks/results/fullscale.json).")
+  flags.DEFINE_string("readme_out", "", "render: also write the markdown section to this file.")
+
 
 EXPERIMENT = "dcn_v2_criteo_x4"
 RECORD_FILE = "fullscale.json"
@@ -561,4 +565,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
