@@ -51,7 +51,12 @@ def stage_table(record: dict) -> str:
            "| stage | wall s | rows | rows/s | rows/s after start-up | peak RSS MiB | "
            "disk written MiB |",
            "|---|---|---|---|---|---|---|"]
+  reruns = []
   for name, s in record["stages"].items():
+    if s.get("rerun"):
+      reruns.append(f"{name} was measured again at git {s['rerun']['git_revision']}, "
+                    f"{s['rerun']['time']}")
+      name += " (rerun)"
     if s.get("skipped"):
       lines.append(f"| {name} | reused | {s['rows']:,} | - | - | - | - |")
       continue
@@ -59,6 +64,8 @@ def stage_table(record: dict) -> str:
     lines.append(f"| {name} | {s['wall_s']:.1f} | {rows} | {_fmt_rate(s.get('rows_per_s'))} | "
                  f"{'-' if name.startswith('train') else _fmt_rate(s.get('rows_per_s_after_startup'))} | {_mib(s['peak_rss_bytes'])} | "
                  f"{s['disk_written_bytes'] / MIB:,.1f} |")
+  if reruns:
+    lines += ["", "Rerun: " + "; ".join(reruns) + "."]
   return "\n".join(lines) + "\n"
 
 
