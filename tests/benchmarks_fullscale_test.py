@@ -173,10 +173,13 @@ def test_pipeline_end_to_end_writes_a_well_formed_record(tmp_path):
   text = fullscale_report.render(str(tmp_path / "results" / "fullscale.json"),
                                  str(tmp_path / "results"))
   assert "| train_all |" in text and "Projection, not a measurement" in text
-  # A second run reuses the generated days.
-  proc = subprocess.run(cmd + ["--stages=generate,preprocess_min10"], cwd=paths.REPO_ROOT,
+  # A rerun of some stages reuses the generated days and keeps the other stages' figures.
+  proc = subprocess.run(cmd + ["--stages=preprocess_min10"], cwd=paths.REPO_ROOT,
                         env=env, capture_output=True, text=True, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "reused" in proc.stdout
   with open(tmp_path / "results" / "fullscale.json") as fh:
-    again = json.load(fh)["records"][0]
-  assert again["stages"]["generate"]["skipped"] is True
+    again = json.load(fh)["records"]
+  assert len(again) == 1
+  assert "rerun" in again[0]["stages"]["preprocess_min10"]
+  assert again[0]["stages"]["train_all"] == r["stages"]["train_all"]
