@@ -17,7 +17,7 @@ export CTR_ZOO_SHARED_DATA ?= $(abspath $(CURDIR)/../shared/data)
 BAZEL := bazel --batch
 ARGS ?=
 
-.PHONY: setup venv bazel train test test-python test-bazel results reliability clean
+.PHONY: setup venv bazel train test test-python test-bazel results reliability fullscale clean
 
 setup: $(STAMP) bazel
 
@@ -103,6 +103,20 @@ reliability: $(STAMP)
 	@echo "==> running tests/faults/ and recording its cases and outcomes"
 	@$(VPY) -m benchmarks.reliability --record=benchmarks/results/reliability.json
 	@$(VPY) -m benchmarks.render_readme README.md
+
+# Full-Criteo scale on this machine (not in CI; hours at SCALE=1): generates the
+# Kaggle-shaped synthetic days (45.8M rows x SCALE, ~11 GB at 1; reused when
+# present), runs preprocess (min-count 10 and every id), 1 epoch of
+# dcn_v2_criteo_x4, evaluate, export and predict, one process per stage, and
+# renders the table, the scaling PNG and the 1TB projection. RECORD=PATH also
+# merges the record into a tracked file, e.g.
+#   make fullscale SCALE=0.1 RECORD=benchmarks/results/fullscale.json
+SCALE ?= 1
+RECORD ?=
+fullscale: $(STAMP)
+	@echo "==> fullscale pipeline at scale $(SCALE) (python -m benchmarks.fullscale run)"
+	@$(VPY) -m benchmarks.fullscale run --scale=$(SCALE) $(if $(RECORD),--record=$(RECORD))
+	@$(VPY) -m benchmarks.fullscale render --input=$(if $(RECORD),$(RECORD),runs/benchmarks/fullscale.json)
 
 clean:
 	rm -rf $(VENV) bazel-* data_cache runs

@@ -41,7 +41,6 @@ right-padded with PAD_ID = 0: int64 (max_len,). Mask = ids != 0.
 
 from __future__ import annotations
 
-import functools
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -66,11 +65,93 @@ def id_source(spec: spec_lib.FeatureSpec, feature) -> Tuple[Optional[tuple], Opt
   return feature.vocabulary, feature.hash_buckets
 
 
-@functools.lru_cache(maxsize=256)
 def _vocab_array(vocabulary: tuple, as_int: bool) -> pa.Array:
   if as_int:
     return pa.array([int(v) for v in vocabulary], pa.int64())
   return pa.array(vocabulary, pa.string())
+
+
+# Vocabularies at least this long are looked up by binary search in a sorted copy
+# built once, not with pc.index_in, which rebuilds its hash table of the whole
+# vocabulary on every call (a cost per batch that grows with the vocabulary).
+_SORTED_LOOKUP_MIN = 1 << 16
+_FIXED_WIDTH_CHUNK = 1 << 20
+
+
+def _fixed_width(arr: pa.Array, width: int) -> Tuple[np.ndarray, np.ndarray]:
+  """(bytes of each string NUL-padded to `width` as dtype S<width>, too long or NUL-holding).
+
+  Nulls give b"". A string longer than `width` or holding a NUL byte cannot be
+  compared exactly as fixed-width bytes (NumPy strips trailing NULs): flagged.
+  """
+  n = len(arr)
+  out = np.zeros((n, max(width, 1)), np.uint8)
+  bad = np.zeros((n,), bool)
+  for start in range(0, n, _FIXED_WIDTH_CHUNK):
+    part = pc.cast(arr.slice(start, _FIXED_WIDTH_CHUNK), pa.large_binary())
+    part = pa.concat_arrays([part])  # offset 0: buffers line up with the rows
+    bufs = part.buffers()
+    offsets = np.frombuffer(bufs[1], np.int64)[:len(part) + 1]
+    data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    lengths = np.diff(offsets)
+    rows = np.repeat(np.arange(len(part)), lengths)
+    cols = np.arange(offsets[-1] - offsets[0]) - np.repeat(offsets[:-1] - offsets[0], lengths)
+    chunk = data[offsets[0]:offsets[-1]]
+    keep = cols < width
+    out[start + rows[keep], cols[keep]] = chunk[keep]
+    too_long = lengths > width
+    has_nul = np.zeros((len(part),), bool)
+    if chunk.size and (chunk == 0).any():
+      np.logical_or.at(has_nul, rows, chunk == 0)
+    bad[start:start + len(part)] = too_long | has_nul
+  return out.view(f"S{max(width, 1)}").ravel(), bad
+
+
+class _SortedVocabulary:
+  """A string vocabulary sorted once as fixed-width bytes: index_in by binary search."""
+
+  def __init__(self, vocab: pa.Array):
+    lengths = pc.binary_length(vocab).to_numpy(zero_copy_only=False)
+    self.width = int(lengths.max()) if len(lengths) else 1
+    keys, bad = _fixed_width(vocab, self.width)
+    self.usable = not bad.any()
+    self.order = np.argsort(keys, kind="stable")
+    self.keys = keys[self.order]
+
+  def index(self, values: pa.Array) -> Optional[np.ndarray]:
+    """Index of each value in the vocabulary (-1 absent); None if a value holds a NUL byte."""
+    probe, bad = _fixed_width(values, self.width)
+    too_long = pc.fill_null(pc.greater(pc.binary_length(values), self.width), False).to_numpy(
+        zero_copy_only=False)
+    if (bad & ~too_long).any():
+      return None
+    pos = np.minimum(np.searchsorted(self.keys, probe), len(self.keys) - 1)
+    found = (self.keys[pos] == probe) & ~too_long
+    return np.where(found, self.order[pos], -1)
+
+
+_LOOKUPS: Dict[tuple, tuple] = {}  # (id(vocabulary), as_int) -> (vocabulary, array, sorted)
+
+
+def _lookup(vocabulary: tuple, as_int: bool) -> tuple:
+  """(vocabulary as a pa.Array, its _SortedVocabulary or None), built once per vocabulary object.
+
+  Keyed by the tuple's identity (hashing a tuple of millions of tokens on every
+  batch would cost as much as the lookup); the entry holds the tuple itself, so
+  an identity is never reused while its entry lives.
+  """
+  key = (id(vocabulary), as_int)
+  entry = _LOOKUPS.get(key)
+  if entry is None or entry[0] is not vocabulary:
+    if len(_LOOKUPS) >= 256:
+      _LOOKUPS.clear()
+    array = _vocab_array(vocabulary, as_int)
+    ordered = None
+    if not as_int and len(vocabulary) >= _SORTED_LOOKUP_MIN:
+      ordered = _SortedVocabulary(array)
+      ordered = ordered if ordered.usable else None
+    entry = _LOOKUPS[key] = (vocabulary, array, ordered)
+  return entry[1], entry[2]
 
 
 def vocab_ids(values: pa.Array, vocabulary: tuple, as_int: bool = False) -> np.ndarray:
@@ -89,8 +170,14 @@ def vocab_ids(values: pa.Array, vocabulary: tuple, as_int: bool = False) -> np.n
     raise spec_lib.SpecError("the feature is not fitted (no vocabulary): run datasets.fit first")
   if pa.types.is_dictionary(values.type):
     return _gather_dictionary(values, vocab_ids(values.dictionary, vocabulary, as_int))
-  index = pc.index_in(values, value_set=_vocab_array(vocabulary, as_int))  # int32, null = absent
-  ids = pc.fill_null(index, OOV_ID - NUM_RESERVED_IDS).to_numpy().astype(np.int64)
+  array, ordered = _lookup(vocabulary, as_int)
+  found = ordered.index(values) if ordered is not None and pa.types.is_string(values.type) \
+      else None
+  if found is not None:
+    ids = np.where(found >= 0, found, OOV_ID - NUM_RESERVED_IDS).astype(np.int64)
+  else:
+    index = pc.index_in(values, value_set=array)  # int32, null = absent
+    ids = pc.fill_null(index, OOV_ID - NUM_RESERVED_IDS).to_numpy().astype(np.int64)
   ids += NUM_RESERVED_IDS
   if values.null_count:
     ids[~pc.is_valid(values).to_numpy(zero_copy_only=False)] = MISSING_ID

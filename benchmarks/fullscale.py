@@ -1,0 +1,569 @@
+r"""The whole pipeline on a Kaggle-Criteo-shaped synthetic file, one stage per process.
+
+  python -m benchmarks.fullscale generate --scale=0.01 --out=data_cache/fullscale/s0.01
+  python -m benchmarks.fullscale run --scale=0.01               # -> runs/benchmarks/fullscale.json
+  python -m benchmarks.fullscale run --scale=1 --record=benchmarks/results/fullscale.json
+  python -m benchmarks.fullscale render                          # table, PNG, projection
+  make fullscale SCALE=0.1                                       # generate + run + render
+
+`generate` writes the 7 day files of `ctr_zoo.datasets.synthetic_fullscale`
+(45,840,617 rows at --scale=1, ~11 GB; --gzip compresses). `run` generates
+them when absent (a complete manifest of the same world is reused), then runs
+each stage as its own process with the `dcn_v2_criteo_x4` setup (integer
+fields bucketized, embedding dim 16, Adam 1e-3, batch 10,000), days 0-5 train,
+day 6 halved into valid and test (the DCN-V2 paper's by-day protocol):
+
+  preprocess_min10   experiments.preprocess --min_count=10 (one parse: fit + transform)
+  preprocess_all     the same with --min_count=1: every id gets a row
+  preprocess_base    day 0 only, --hash_buckets=384: the 10k-id reference tables
+  train_min10        experiments.train, 1 epoch (valid scored at its end), no export
+  train_all          the same on every id
+  train_base         the same config on the 10k-id tables, at most --base_steps steps
+  evaluate_min10     experiments.evaluate --eval_split=test (the run's best checkpoint)
+  export_min10       experiments.export (float32 raw-feature SavedModel)
+  export_all
+  predict_min10      experiments.predict on the first min(1M, day 6) raw rows of day 6
+  predict_all        the same through the all-id export (reloads it)
+
+Per stage the record holds the wall time, rows and rows/s (training: the
+trainer's ex/s, and the step time at the start, middle and end of the epoch
+from its TensorBoard windows), peak RSS (`os.wait4`'s ru_maxrss of the stage's
+process), and the bytes the stage left on disk. Training adds the embedding
+and optimizer-slot memory of the formula rows x dim x 4 bytes x (1 + slots)
+next to the checkpoint's size; export stages the SavedModel's size. Every
+stage reads its input once (preprocessing parses the raw text once:
+`ctr_zoo.datasets.fit_transform`).
+
+Records go to --results (default runs/benchmarks/fullscale.json); --record=PATH
+also merges this scale's record into PATH (the tracked
+benchmarks/results/fullscale.json holds one record per scale). `render`
+writes the scaling table, the PNG plot and the 1TB projection from such a
+file (`benchmarks.fullscale_report`).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+from absl import app
+from absl import flags
+
+from benchmarks import common_flags  # noqa: F401  (--results, --record)
+from benchmarks import records
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """Defines the CLI's own flags (only when run as a program: tests import several modules)."""
+  flags.DEFINE_float("scale", 0.01, "Fraction of Kaggle Criteo's rows and ids (1 = 45,840,617 rows).")
+  flags.DEFINE_integer("rows", None, "Rows to generate (default: 45,840,617 x --scale).")
+  flags.DEFINE_integer("seed", 0, "Row seed of the generated file.")
+  flags.DEFINE_bool("gzip", False, "generate: gzip the day files.")
+  flags.DEFINE_string("out", "", "generate: output directory (default: --data_dir).")
+  flags.DEFINE_string("data_dir", "", "Where the generated days live (default: "
+                      "<cache root>/fullscale/scale<scale>-rows<rows>-seed<seed>).")
+  flags.DEFINE_string("work_dir", "", "Stage outputs (default: runs/fullscale/scale<scale>); "
+                      "emptied first.")
+  flags.DEFINE_integer("batch_size", 10000, "Training batch size (dcn_v2_criteo_x4: 10000).")
+  flags.DEFINE_integer("base_steps", 60, "Most steps of the 10k-id reference training.")
+  flags.DEFINE_integer("base_hash_buckets", 384, "Hash buckets per field of the reference tables.")
+  flags.DEFINE_integer("predict_rows", 1_000_000, "Raw rows scored by predict (at most day 6).")
+  flags.DEFINE_list("stages", [], "Only these stages (default: all), keeping the other stages' "
+                    "outputs and, in the record of this scale, their figures.")
+  flags.DEFINE_string("input", "", "render: the record file (default benchmarks/results/fullscale.json).")
+  flags.DEFINE_string("readme_out", "", "render: also write the markdown section to this file.")
+
+
+EXPERIMENT = "dcn_v2_criteo_x4"
+RECORD_FILE = "fullscale.json"
+STAGES = ("generate", "preprocess_min10", "preprocess_all", "preprocess_base", "train_min10",
+          "train_all", "train_base", "evaluate_min10", "export_min10", "export_all",
+          "predict_min10", "predict_all")
+_SLOTS = {"adam": 2, "adagrad": 1, "ftrl": 2, "sgd": 0, "lazy_adam": 2, "rowwise_adagrad": 1}
+
+
+# --- measuring one stage ----------------------------------------------------------
+
+def dir_bytes(path: str) -> int:
+  """Bytes of the files under `path` (a file: its size; absent: 0)."""
+  if os.path.isfile(path):
+    return os.path.getsize(path)
+  total = 0
+  for root, _, files in os.walk(path):
+    for name in files:
+      try:
+        total += os.path.getsize(os.path.join(root, name))
+      except OSError:
+        pass
+  return total
+
+
+def run_stage(name: str, argv: List[str], log_dir: str, outputs: List[str],
+              env: Optional[dict] = None) -> Dict[str, object]:
+  """Runs `argv` as one process: wall time, peak RSS (wait4's ru_maxrss), bytes left in `outputs`.
+
+  Raises RuntimeError naming the stage and its log when the process fails.
+  """
+  before = sum(dir_bytes(p) for p in outputs)
+  log = os.path.join(log_dir, f"{name}.log")
+  with open(log, "w") as fh:
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT,
+                            env={**os.environ, **(env or {})})
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+  if proc.returncode != 0:
+    with open(log) as fh:
+      tail = fh.read()[-2000:]
+    raise RuntimeError(f"stage {name} failed (exit {proc.returncode}); log {log}:\n{tail}")
+  return {"wall_s": round(wall, 3), "peak_rss_bytes": int(usage.ru_maxrss) * 1024,
+          "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+          "disk_written_bytes": sum(dir_bytes(p) for p in outputs) - before, "log": log}
+
+
+def _python(module: str, *args: str) -> List[str]:
+  return [sys.executable, "-m", module, *args]
+
+
+# --- what the stages produced -------------------------------------------------------
+
+def tensorboard_windows(run: str) -> List[Dict[str, float]]:
+  """(step, examples_per_sec) of every logged training window of a run, in step order."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  out = {}
+  for path in sorted(glob.glob(os.path.join(run, "tensorboard", "train", "events.*"))):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.tag == "examples_per_sec":
+          out[int(event.step)] = float(tf.make_ndarray(value.tensor))
+  return [{"step": s, "examples_per_sec": v} for s, v in sorted(out.items())]
+
+
+def step_profile(windows: List[Dict[str, float]], batch_size: int,
+                 last_full_step: Optional[int] = None) -> Dict[str, object]:
+  """Step time at the start, middle and end of the epoch from the trainer's logged windows.
+
+  The first window holds the tracing of the step function, and a window past
+  `last_full_step` holds the epoch's last, smaller batch (and the retrace its
+  new shape costs): both are left out, so each figure is batch_size / ex/s of
+  full batches. "start" is the first window kept, "end" the last;
+  "steady" ex/s is the median of the kept windows.
+  """
+  kept = [w for w in windows[1:] if last_full_step is None or w["step"] <= last_full_step]
+  kept = kept or windows[1:] or windows
+  if not kept:
+    return {}
+  rates = sorted(w["examples_per_sec"] for w in kept)
+  median = rates[len(rates) // 2]
+  pick = {"start": kept[0], "middle": kept[len(kept) // 2], "end": kept[-1]}
+  out = {f"step_s_{k}": batch_size / w["examples_per_sec"] for k, w in pick.items()}
+  out.update({f"step_{k}": w["step"] for k, w in pick.items()})
+  out["steady_examples_per_sec"] = median
+  out["windows"] = len(windows)
+  out["windows_kept"] = len(kept)
+  out["end_over_start"] = out["step_s_end"] / out["step_s_start"]
+  return out
+
+
+def spec_ids(directory: str) -> Dict[str, int]:
+  """Embedding rows per categorical feature of a fitted spec.json (reserved ids included)."""
+  from ctr_zoo.feature_columns import spec as spec_lib  # pylint: disable=g-import-not-at-top
+  spec = spec_lib.FeatureSpec.load(os.path.join(directory, "spec.json"))
+  return {f.name: int(f.num_ids) for f in spec.features if getattr(f, "is_categorical", False)
+          and hasattr(f, "num_ids")}
+
+
+def latest_checkpoint_bytes(run: str) -> int:
+  """Bytes of the run's newest checkpoint (its .index and .data files)."""
+  index = sorted(glob.glob(os.path.join(run, "checkpoints", "ckpt-*.index")),
+                 key=lambda p: int(p.rsplit("-", 1)[1].split(".")[0]))
+  if not index:
+    return 0
+  prefix = index[-1][:-len(".index")]
+  return sum(os.path.getsize(p) for p in glob.glob(prefix + ".*"))
+
+
+def memory_formula(ids: int, dim: int, slots: int) -> int:
+  """rows x dim x 4 bytes x (1 + slots): float32 tables and their optimizer slots."""
+  return ids * dim * 4 * (1 + slots)
+
+
+def oracle_test_metrics(day_files: List[str], num_train_files: int) -> Dict[str, float]:
+  """Oracle AUC / logloss on the test half of the last day (the split preprocess writes)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from ctr_zoo.datasets import splits  # pylint: disable=g-import-not-at-top
+  from ctr_zoo.datasets import synthetic  # pylint: disable=g-import-not-at-top
+  split = splits.FileSplit(num_train_files, 0)
+  last = len(day_files) - 1
+  p, y = synthetic.load_oracle(day_files[last])
+  keep = split.assign(last, np.arange(len(p), dtype=np.int64)) == 2
+  return synthetic.oracle_metrics(p[keep], y[keep])
+
+
+# --- the pipeline -----------------------------------------------------------------------
+
+def default_data_dir(scale: float, rows: Optional[int], seed: int) -> str:
+  from experiments import paths  # pylint: disable=g-import-not-at-top
+  from ctr_zoo.datasets import synthetic_fullscale as sf  # pylint: disable=g-import-not-at-top
+  n = rows or sf.FullScaleConfig(scale=scale).num_rows
+  return os.path.join(paths.cache_root(), "fullscale", f"scale{scale:g}-rows{n}-seed{seed}")
+
+
+def _same_world(manifest: Optional[dict], scale: float, rows: Optional[int], seed: int,
+                gzip: bool) -> bool:
+  from ctr_zoo.datasets import synthetic_fullscale as sf  # pylint: disable=g-import-not-at-top
+  if not manifest:
+    return False
+  cfg = manifest["config"]
+  return (manifest.get("generator_version") == sf.GENERATOR_VERSION and cfg["scale"] == scale
+          and cfg["rows"] == rows and manifest["seed"] == seed and manifest["gzip"] == gzip)
+
+
+def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_dir: str,
+                 work_dir: str, batch_size: int = 10000, base_steps: int = 60,
+                 base_hash_buckets: int = 384, predict_rows: int = 1_000_000,
+                 stages=(), say=print) -> Dict[str, object]:
+  """Generates (when absent) and runs every stage; returns the record of this scale."""
+  from ctr_zoo.datasets import synthetic_fullscale as sf  # pylint: disable=g-import-not-at-top
+  wanted = set(stages or STAGES)
+  if not stages:  # a partial rerun keeps the other stages' outputs
+    shutil.rmtree(work_dir, ignore_errors=True)
+  logs = os.path.join(work_dir, "logs")
+  os.makedirs(logs, exist_ok=True)
+  env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": records.REPO_ROOT + os.pathsep +
+         os.environ.get("PYTHONPATH", "")}
+  record: Dict[str, object] = {
+      "benchmark": "fullscale", "experiment": EXPERIMENT, "scale": scale,
+      "git_revision": records.git_revision(), "machine": records.machine_description(),
+      "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_before": os.getloadavg(),
+      "batch_size": batch_size, "stages": {}}
+  st = record["stages"]
+
+  def stage(name, argv, outputs, rows_done=None):
+    say(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(argv[2:])}")
+    if name != "generate":
+      for path in outputs:  # a stage starts from nothing (a train run would resume)
+        _remove(path)
+    result = run_stage(name, argv, logs, outputs, env)
+    if rows_done is not None:
+      result["rows"] = rows_done
+      result["rows_per_s"] = rows_done / result["wall_s"] if result["wall_s"] > 0 else None
+    result["load_after"] = os.getloadavg()
+    st[name] = result
+    say(f"    {result['wall_s']:.1f}s, peak RSS {result['peak_rss_bytes'] / 2**20:.0f} MiB, "
+        f"{result['disk_written_bytes'] / 2**20:.1f} MiB written"
+        + (f", {result['rows_per_s']:,.0f} rows/s" if result.get("rows_per_s") else ""))
+    return result
+
+  # 1. The file.
+  manifest = sf.read_manifest(data_dir)
+  if _same_world(manifest, scale, rows, seed, gzip):
+    st["generate"] = {"skipped": True, "rows": sum(manifest["rows_per_day"]),
+                      "file_bytes": manifest["bytes"]}
+    say(f"generate: {data_dir} is complete ({manifest['bytes'] / 2**30:.2f} GiB), reused")
+  else:
+    args = [f"--scale={scale}", f"--seed={seed}", f"--out={data_dir}", f"--gzip={gzip}"]
+    if rows:
+      args.append(f"--rows={rows}")
+    n = rows or sf.FullScaleConfig(scale=scale).num_rows
+    stage("generate", _python("benchmarks.fullscale", "generate", *args), [data_dir], n)
+    manifest = sf.read_manifest(data_dir)
+    st["generate"]["file_bytes"] = manifest["bytes"]
+  days = manifest["files"]
+  total_rows = sum(manifest["rows_per_day"])
+  record.update(rows=total_rows, file_bytes=manifest["bytes"], world=manifest["world"],
+                rows_per_day=manifest["rows_per_day"])
+  record["oracle_test"] = oracle_test_metrics(days, sf.NUM_DAYS - 1)
+
+  # 2. Preprocessing: min-count 10, every id, and the 10k-id reference tables.
+  variants = {"min10": ["--min_count=10"], "all": ["--min_count=1"]}
+  prep = {}
+  for key, extra in variants.items():
+    out = os.path.join(work_dir, f"prep_{key}")
+    prep[key] = out
+    if f"preprocess_{key}" in wanted:
+      stage(f"preprocess_{key}", _python(
+          "experiments.preprocess", f"--input={','.join(days)}", f"--output={out}",
+          "--spec=criteo", "--dense_transform=bucketize", f"--split=files:{sf.NUM_DAYS - 1}",
+          *extra), [out], total_rows)
+      ids = spec_ids(out)
+      st[f"preprocess_{key}"]["ids"] = sum(ids.values())
+      st[f"preprocess_{key}"]["ids_per_field"] = ids
+  prep["base"] = os.path.join(work_dir, "prep_base")
+  if "preprocess_base" in wanted:
+    stage("preprocess_base", _python(
+        "experiments.preprocess", f"--input={days[0]}", f"--output={prep['base']}",
+        "--spec=criteo", "--dense_transform=bucketize", "--split=random:0.98,0.01,0.01",
+        f"--hash_buckets={base_hash_buckets}"), [prep["base"]], manifest["rows_per_day"][0])
+    st["preprocess_base"]["ids"] = sum(spec_ids(prep["base"]).values())
+
+  # 3. Training, 1 epoch each (the reference at most base_steps steps).
+  train_rows = sum(manifest["rows_per_day"][:-1])
+  steps = math.ceil(train_rows / batch_size)
+  runs = {}
+  for key in ("min10", "all", "base"):
+    run = os.path.join(work_dir, f"run_{key}")
+    runs[key] = run
+    name = f"train_{key}"
+    if name not in wanted:
+      continue
+    key_steps = min(steps, base_steps) if key == "base" else steps
+    log_every = max(1, key_steps // 20)
+    overrides = [f"input.batch_size={batch_size}", "trainer.epochs=1",
+                 f"trainer.log_every_steps={log_every}",
+                 f"trainer.checkpoint_every_steps={10 * key_steps + 1}"]
+    if key == "base":
+      overrides.append(f"trainer.max_steps={key_steps}")
+    stage(name, _python("experiments.train", f"--experiment={EXPERIMENT}", f"--data={prep[key]}",
+                        f"--model_dir={run}", "--noexport", "--noprogress",
+                        "--params_override=" + ",".join(overrides)), [run])
+    with open(os.path.join(run, "metrics.json")) as fh:
+      metrics = json.load(fh)
+    with open(os.path.join(run, "params.json")) as fh:
+      params = json.load(fh)
+    result = st[name]
+    result["examples"] = metrics["train"]["examples"]
+    result["steps"] = metrics["train"]["steps"]
+    result["train_seconds"] = metrics["train"]["train_seconds"]
+    result["examples_per_sec"] = metrics["train"]["examples_per_sec"]
+    result["rows"] = result["examples"]
+    result["rows_per_s"] = result["examples_per_sec"]
+    full_steps = result["examples"] // batch_size  # steps before a last, smaller batch
+    result.update(step_profile(tensorboard_windows(run), batch_size, full_steps))
+    result["params"] = metrics["params"]
+    result["test_auc"] = metrics["test"]["auc"]
+    result["test_logloss"] = metrics["test"]["logloss"]
+    ids = sum(spec_ids(prep[key]).values())
+    dim = int(params["model"]["params"].get("embedding", {}).get("dim", 16)
+              if isinstance(params["model"].get("params"), dict) else 16)
+    slots = _SLOTS.get(params["optimizer"]["embedding"], 0)
+    result.update(ids=ids, embedding_dim=dim, optimizer_slots=slots,
+                  embedding_formula_bytes=memory_formula(ids, dim, slots),
+                  checkpoint_bytes=latest_checkpoint_bytes(run))
+
+  # 4. Evaluation of the min-count-10 run on the test half of day 6.
+  if "evaluate_min10" in wanted:
+    out = os.path.join(work_dir, "evaluate_min10.json")
+    with open(os.path.join(prep["min10"], "summary.json")) as fh:
+      test_rows = json.load(fh)["rows"]["test"]
+    stage("evaluate_min10", _python("experiments.evaluate", f"--model_dir={runs['min10']}",
+                                    "--eval_split=test", f"--metrics_json={out}", "--noprogress"),
+          [out], test_rows)
+    with open(out) as fh:
+      st["evaluate_min10"]["auc"] = json.load(fh).get("auc")
+
+  # 5. Export, then predict through each export (the all-id one is reloaded there).
+  for key in ("min10", "all"):
+    out = os.path.join(work_dir, f"export_{key}")
+    if f"export_{key}" in wanted:
+      stage(f"export_{key}", _python("experiments.export", f"--model_dir={runs[key]}",
+                                     f"--output={out}"), [out])
+      st[f"export_{key}"]["export_bytes"] = dir_bytes(out)
+  predict_input = os.path.join(work_dir, "predict_input.tsv")
+  n_predict = min(predict_rows, manifest["rows_per_day"][-1])
+  if any(f"predict_{k}" in wanted for k in ("min10", "all")):
+    _head_rows(days[-1], predict_input, n_predict)
+  for key in ("min10", "all"):
+    if f"predict_{key}" not in wanted:
+      continue
+    out = os.path.join(work_dir, f"predictions_{key}.parquet")
+    stage(f"predict_{key}", _python("experiments.predict",
+                                    f"--export_dir={os.path.join(work_dir, 'export_' + key)}",
+                                    f"--data={predict_input}", f"--output={out}", "--noprogress"),
+          [out], n_predict)
+  startup = _startup_seconds(env)
+  record["startup_s"] = startup
+  for result in st.values():  # training has its own rate: the trainer's (steady) ex/s
+    if result.get("rows") and result.get("wall_s") and "examples_per_sec" not in result:
+      if result["wall_s"] > startup:
+        result["rows_per_s_after_startup"] = result["rows"] / (result["wall_s"] - startup)
+  record["load_after"] = os.getloadavg()
+  record["targets"] = targets(record)
+  return record
+
+
+def _remove(path: str) -> None:
+  if os.path.isdir(path):
+    shutil.rmtree(path)
+  elif os.path.exists(path):
+    os.remove(path)
+
+
+def _head_rows(src: str, dst: str, n: int) -> None:
+  """The first `n` lines of a (possibly gzip) text file."""
+  import gzip as gzip_lib  # pylint: disable=g-import-not-at-top
+  opener = gzip_lib.open if src.endswith(".gz") else open
+  with opener(src, "rt") as fin, open(dst, "w") as fout:
+    for i, line in enumerate(fin):
+      if i >= n:
+        break
+      fout.write(line)
+
+
+def _startup_seconds(env) -> float:
+  """Wall time of a process that imports the CLIs' stack and exits (what every stage pays)."""
+  start = time.perf_counter()
+  subprocess.run(_python("experiments.predict", "--helpshort"), env={**os.environ, **env},
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+  return round(time.perf_counter() - start, 3)
+
+
+GIB = 2 ** 30
+
+
+def targets(record: dict) -> Dict[str, object]:
+  """The measured figures against the targets (None where the stage did not run)."""
+  st = record["stages"]
+
+  def get(stage, key):
+    return st.get(stage, {}).get(key)
+
+  def check(value, ok):
+    return {"value": value, "met": None if value is None else bool(ok(value))}
+
+  base = get("train_base", "steady_examples_per_sec")
+  out = {
+      "preprocess_rows_per_s>=250k": check(get("preprocess_min10", "rows_per_s"),
+                                           lambda v: v >= 250_000),
+      "preprocess_min10_peak_rss<=4GiB": check(get("preprocess_min10", "peak_rss_bytes"),
+                                               lambda v: v <= 4 * GIB),
+      "evaluate_rows_per_s>=100k": check(get("evaluate_min10", "rows_per_s"),
+                                         lambda v: v >= 100_000),
+      "predict_rows_per_s>=50k": check(get("predict_min10", "rows_per_s"), lambda v: v >= 50_000),
+      "train_all_peak_rss<=12GiB": check(get("train_all", "peak_rss_bytes"),
+                                         lambda v: v <= 12 * GIB),
+      "export_reload_all_ids": check(get("predict_all", "rows"), lambda v: v > 0),
+  }
+  for key in ("min10", "all"):
+    rate = get(f"train_{key}", "steady_examples_per_sec")
+    ratio = rate / base if rate and base else None
+    out[f"train_{key}_ex_per_s>=0.8x_10k_ids"] = check(ratio, lambda v: v >= 0.8)
+    out[f"train_{key}_step_flat(end/start<=1.2)"] = check(get(f"train_{key}", "end_over_start"),
+                                                         lambda v: v <= 1.2)
+  return out
+
+
+def merge_record(path: str, record: dict, partial: bool = False) -> None:
+  """Writes `record` into the JSON file `path` ({"records": [...]}, one per scale).
+
+  With `partial` (a --stages rerun) the stages measured now replace those of
+  the file's record of the same scale, and the others are kept.
+  """
+  existing = {"records": []}
+  if os.path.exists(path):
+    with open(path) as fh:
+      existing = json.load(fh)
+  old = [r for r in existing.get("records", []) if r.get("scale") == record["scale"]]
+  if partial and old:
+    merged = dict(old[0])
+    merged["stages"] = {**old[0]["stages"], **{k: v for k, v in record["stages"].items()
+                                               if not v.get("skipped")}}
+    for name in record["stages"]:
+      if not record["stages"][name].get("skipped"):
+        merged["stages"][name]["rerun"] = {"time": record["time"],
+                                           "git_revision": record["git_revision"]}
+    merged["targets"] = targets(merged)
+    record = merged
+  kept = [r for r in existing.get("records", []) if r.get("scale") != record["scale"]]
+  kept.append(record)
+  kept.sort(key=lambda r: r["scale"])
+  tmp = path + f".tmp-{os.getpid()}"
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(tmp, "w") as fh:
+    json.dump({"records": kept}, fh, indent=1)
+  os.replace(tmp, path)
+
+
+# --- the CLI ------------------------------------------------------------------------------
+
+def _generate() -> int:
+  from ctr_zoo.datasets import synthetic_fullscale as sf  # pylint: disable=g-import-not-at-top
+  out = records.user_path(FLAGS.out or FLAGS.data_dir or
+                          default_data_dir(FLAGS.scale, FLAGS.rows, FLAGS.seed))
+  config = sf.FullScaleConfig(scale=FLAGS.scale, rows=FLAGS.rows)
+  last = [0.0]
+
+  def progress(done, total):
+    now = time.perf_counter()
+    if now - last[0] > 10 or done == total:
+      last[0] = now
+      print(f"  {done:,} / {total:,} rows", flush=True)
+
+  start = time.perf_counter()
+  manifest = sf.generate_days(out, config, seed=FLAGS.seed, gzip=FLAGS.gzip, progress=progress)
+  seconds = time.perf_counter() - start
+  print(f"wrote {config.num_rows:,} rows in 7 days to {out} ({manifest['bytes'] / 2**30:.2f} GiB, "
+        f"CTR {manifest['ctr']:.4f}) in {seconds:.1f}s")
+  return 0
+
+
+def _run() -> int:
+  scale = FLAGS.scale
+  data_dir = records.user_path(FLAGS.data_dir) if FLAGS.data_dir else default_data_dir(
+      scale, FLAGS.rows, FLAGS.seed)
+  from experiments import paths  # pylint: disable=g-import-not-at-top
+  work_dir = records.user_path(FLAGS.work_dir) if FLAGS.work_dir else os.path.join(
+      paths.runs_root(), "fullscale", f"scale{scale:g}")
+  unknown = [s for s in FLAGS.stages if s not in STAGES]
+  if unknown:
+    print(f"error: unknown --stages {unknown}; stages are {', '.join(STAGES)}", file=sys.stderr)
+    return 2
+  try:
+    record = run_pipeline(scale, FLAGS.rows, FLAGS.seed, FLAGS.gzip, data_dir, work_dir,
+                          batch_size=FLAGS.batch_size, base_steps=FLAGS.base_steps,
+                          base_hash_buckets=FLAGS.base_hash_buckets,
+                          predict_rows=FLAGS.predict_rows, stages=FLAGS.stages)
+  except RuntimeError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  results = os.path.join(records.results_dir(FLAGS.results), RECORD_FILE)
+  partial = bool(FLAGS.stages)
+  merge_record(results, record, partial)
+  print(f"wrote {results}")
+  if FLAGS.record:
+    merge_record(records.user_path(FLAGS.record), record, partial)
+    print(f"merged into {records.user_path(FLAGS.record)}")
+  for name, value in record["targets"].items():
+    print(f"  {name}: {value['value']!r} -> {'met' if value['met'] else 'NOT met' if value['met'] is False else 'not run'}")
+  return 0
+
+
+def _render() -> int:
+  from benchmarks import fullscale_report  # pylint: disable=g-import-not-at-top
+  path = records.user_path(FLAGS.input) if FLAGS.input else os.path.join(records.TRACKED_DIR,
+                                                                         RECORD_FILE)
+  if not os.path.exists(path):
+    print(f"error: no record file {path} (run `python -m benchmarks.fullscale run` first)",
+          file=sys.stderr)
+    return 1
+  out_dir = os.path.dirname(path)
+  text = fullscale_report.render(path, out_dir)
+  if FLAGS.readme_out:
+    with open(records.user_path(FLAGS.readme_out), "w") as fh:
+      fh.write(text)
+  print(text)
+  return 0
+
+
+def main(argv):
+  commands = {"generate": _generate, "run": _run, "render": _render}
+  if len(argv) != 2 or argv[1] not in commands:
+    print(f"usage: python -m benchmarks.fullscale {{{'|'.join(commands)}}} [--flags]",
+          file=sys.stderr)
+    return 2
+  return commands[argv[1]]()
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

@@ -1,0 +1,185 @@
+"""The Kaggle-Criteo-shaped generator at --scale=0.0001 and the fullscale pipeline end to end."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from benchmarks import fullscale
+from benchmarks import fullscale_report
+from ctr_zoo.datasets import synthetic_fullscale as sf
+from experiments import paths
+
+SCALE = 0.0001
+_COLUMNS = [f"c{i}" for i in range(40)]
+
+
+def _read_days(files):
+  tables = [pa_csv.read_csv(
+      f, read_options=pa_csv.ReadOptions(column_names=_COLUMNS),
+      parse_options=pa_csv.ParseOptions(delimiter="\t"),
+      convert_options=pa_csv.ConvertOptions(
+          column_types={c: pa.string() for c in _COLUMNS[1:]}, strings_can_be_null=True))
+      for f in files]
+  return pa.concat_tables(tables)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+  out = str(tmp_path_factory.mktemp("fullscale") / "days")
+  manifest = sf.generate_days(out, sf.FullScaleConfig(scale=SCALE), seed=3)
+  return out, manifest, _read_days(manifest["files"])
+
+
+def test_rows_days_and_layout(generated):
+  """45,840,617 x 0.0001 rows in 7 day files by row order, 40 columns, labels 0/1, oracle aligned."""
+  _, manifest, table = generated
+  assert table.num_rows == round(sf.KAGGLE_ROWS * SCALE) == sum(manifest["rows_per_day"])
+  assert len(manifest["files"]) == 7 and max(manifest["rows_per_day"]) - min(
+      manifest["rows_per_day"]) <= 1
+  labels = np.asarray(table.column(0).to_numpy(zero_copy_only=False), np.int64)
+  assert set(np.unique(labels)) == {0, 1}
+  oracle = np.concatenate([pq.read_table(f + ".oracle.parquet").column("label").to_numpy()
+                           for f in manifest["files"]])
+  np.testing.assert_array_equal(oracle, labels)
+  assert 0.2 < labels.mean() < 0.32  # calibrated to Kaggle's 0.256
+
+
+def test_cardinality_ratios_follow_kaggle(generated):
+  """Distinct values per field match D_f x scale (ratios between the large fields within 15%)."""
+  _, manifest, table = generated
+  targets = sf.target_cardinality(SCALE)
+  assert manifest["world"]["target_cardinality"] == targets
+  distinct = [pc.count_distinct(table.column(14 + f)).as_py() for f in range(26)]
+  for f, (got, want) in enumerate(zip(distinct, targets)):
+    if want >= 100:
+      assert abs(got / want - 1) < 0.15, (f"C{f + 1}", got, want)
+    else:  # a few values: the tail's draws make the count noisy
+      assert 0.5 * want <= got <= 1.5 * want + 3, (f"C{f + 1}", got, want)
+  big = [f for f in range(26) if targets[f] >= 100]
+  assert len(big) >= 5
+  for f in big:  # the Kaggle ratio C3 : C_f
+    want = sf.KAGGLE_CARDINALITY[2] / sf.KAGGLE_CARDINALITY[f]
+    assert abs((distinct[2] / distinct[f]) / want - 1) < 0.2, f"C{f + 1}"
+
+
+def test_missing_rates_follow_kaggle(generated):
+  """Empty values per field at Kaggle Criteo's rates (within 4 binomial std + 0.005)."""
+  _, _, table = generated
+  n = table.num_rows
+  rates = list(sf.KAGGLE_INT_MISSING) + list(sf.KAGGLE_CAT_MISSING)
+  for j, want in enumerate(rates):
+    got = table.column(1 + j).null_count / n
+    tol = 4 * np.sqrt(want * (1 - want) / n) + 0.005
+    assert abs(got - want) <= tol, (_COLUMNS[1 + j], got, want)
+
+
+def test_integer_fields_are_heavy_tailed(generated):
+  """I5 (lognormal sigma 2) spans orders of magnitude: max / median > 100."""
+  _, _, table = generated
+  i5 = table.column(5).drop_null().to_numpy().astype(np.float64)
+  assert np.max(i5) / max(np.median(i5), 1) > 100
+
+
+def test_min_count_10_keeps_about_the_head():
+  """At scale 0.01 the values seen >= 10 times are about kept_ids x scale (10k of 1M)."""
+  world = sf.FullScaleWorld(sf.FullScaleConfig(scale=0.01))
+  rng = np.random.default_rng(0)
+  rows = world.config.num_rows
+  kept = 0
+  for field in world.fields:
+    v = np.concatenate([field.sample(rng, 100_000) for _ in range(-(-rows // 100_000))])[:rows]
+    counts = np.bincount(v[v >= 0])
+    kept += int(np.sum(counts >= 10))
+  assert 8_000 < kept < 12_500, kept
+
+
+def test_deterministic_by_seed(tmp_path):
+  """The same (scale, seed) writes the same bytes; another seed other rows."""
+  cfg = sf.FullScaleConfig(scale=SCALE / 4)
+  a = sf.generate_days(str(tmp_path / "a"), cfg, seed=1)
+  b = sf.generate_days(str(tmp_path / "b"), cfg, seed=1)
+  c = sf.generate_days(str(tmp_path / "c"), cfg, seed=2)
+  for fa, fb, fc in zip(a["files"], b["files"], c["files"]):
+    with open(fa, "rb") as x, open(fb, "rb") as y, open(fc, "rb") as z:
+      da, db, dc = x.read(), y.read(), z.read()
+    assert da == db
+    assert da != dc
+
+
+def test_tokens_are_distinct_per_value():
+  """The token map is a bijection: distinct value indices give distinct 8-hex tokens."""
+  world = sf.FullScaleWorld(sf.FullScaleConfig(scale=SCALE))
+  field = world.fields[2]
+  idx = np.arange(field.cardinality)
+  tokens = sf._hex_tokens(field.codes(idx), np.ones(len(idx), bool))  # pylint: disable=protected-access
+  assert pc.count_distinct(tokens).as_py() == len(idx)
+  assert all(len(t) == 8 for t in tokens.to_pylist()[:50])
+
+
+def test_step_profile_leaves_out_tracing_and_the_last_partial_batch():
+  windows = [{"step": s, "examples_per_sec": r} for s, r in
+             ((2, 10.0), (4, 100.0), (6, 100.0), (8, 50.0), (9, 1.0))]
+  out = fullscale.step_profile(windows, batch_size=10, last_full_step=8)
+  assert out["step_start"] == 4 and out["step_end"] == 8
+  assert out["step_s_start"] == pytest.approx(0.1) and out["step_s_end"] == pytest.approx(0.2)
+  assert out["end_over_start"] == pytest.approx(2.0)
+  assert fullscale.memory_formula(1000, 16, 2) == 1000 * 16 * 4 * 3
+
+
+def test_growth_exponent():
+  recs = [{"rows": 100, "stages": {"s": {"wall_s": 2.0}}},
+          {"rows": 10_000, "stages": {"s": {"wall_s": 200.0}}}]
+  assert fullscale_report.growth(recs, "s", "wall_s") == pytest.approx(1.0)
+
+
+def test_pipeline_end_to_end_writes_a_well_formed_record(tmp_path):
+  """`benchmarks.fullscale run --scale=0.0001`: every stage runs and the record is complete."""
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": paths.REPO_ROOT}
+  cmd = [sys.executable, "-m", "benchmarks.fullscale", "run", f"--scale={SCALE}",
+         "--batch_size=256", "--base_steps=4", f"--data_dir={tmp_path / 'days'}",
+         f"--work_dir={tmp_path / 'work'}", f"--results={tmp_path / 'results'}"]
+  proc = subprocess.run(cmd, cwd=paths.REPO_ROOT, env=env, capture_output=True, text=True,
+                        timeout=600, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(tmp_path / "results" / "fullscale.json") as fh:
+    recs = json.load(fh)["records"]
+  assert len(recs) == 1
+  r = recs[0]
+  assert r["rows"] == round(sf.KAGGLE_ROWS * SCALE)
+  assert set(r["stages"]) == set(fullscale.STAGES)
+  for name, s in r["stages"].items():
+    assert s["wall_s"] > 0 and s["peak_rss_bytes"] > 0 and s["disk_written_bytes"] >= 0, name
+  for key in ("min10", "all", "base"):
+    t = r["stages"][f"train_{key}"]
+    for field in ("step_s_start", "step_s_middle", "step_s_end", "steady_examples_per_sec",
+                  "embedding_formula_bytes", "checkpoint_bytes"):
+      assert t[field] > 0, (key, field)
+    assert t["embedding_formula_bytes"] == t["ids"] * 16 * 4 * 3
+  assert r["stages"]["train_all"]["ids"] > r["stages"]["train_min10"]["ids"]
+  assert r["stages"]["export_all"]["export_bytes"] > 0
+  predicted = pq.read_table(tmp_path / "work" / "predictions_all.parquet")
+  assert predicted.num_rows == r["stages"]["predict_all"]["rows"] == r["rows_per_day"][-1]
+  assert predicted.column("probability").null_count == 0
+  assert set(r["targets"]) >= {"preprocess_rows_per_s>=250k", "export_reload_all_ids"}
+  assert r["targets"]["export_reload_all_ids"]["met"] is True
+  text = fullscale_report.render(str(tmp_path / "results" / "fullscale.json"),
+                                 str(tmp_path / "results"))
+  assert "| train_all |" in text and "Projection, not a measurement" in text
+  # A rerun of some stages reuses the generated days and keeps the other stages' figures.
+  proc = subprocess.run(cmd + ["--stages=preprocess_min10"], cwd=paths.REPO_ROOT,
+                        env=env, capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "reused" in proc.stdout
+  with open(tmp_path / "results" / "fullscale.json") as fh:
+    again = json.load(fh)["records"]
+  assert len(again) == 1
+  assert "rerun" in again[0]["stages"]["preprocess_min10"]
+  assert again[0]["stages"]["train_all"] == r["stages"]["train_all"]
