@@ -141,6 +141,14 @@ lane_benchmarks() {
   check_run //benchmarks:reliability "$SMOKE/reliability/reliability.json" \
     --tests=tests/faults/faults_run_test.py::PathsAndNoiseTest::test_license_is_an_spdx_string \
     --results="$SMOKE/reliability"
+  check_help //benchmarks:cv_sweep --point --folds --experiments --render
+  check_run //benchmarks:cv_sweep "$SMOKE/cv_sweep/cv_sweep/synthetic/summary.jsonl" \
+    --data_setup=synthetic --experiments=dnn --folds=2 --point=default: \
+    --params_override="$TINY" --results="$SMOKE/cv_sweep"
+  mkdir -p "$SMOKE/fullscale"
+  cp benchmarks/results/fullscale.json "$SMOKE/fullscale/"
+  check_run //benchmarks:fullscale "$SMOKE/fullscale/section.md" render \
+    --input="$SMOKE/fullscale/fullscale.json" --readme_out="$SMOKE/fullscale/section.md"
 }
 
 echo "==> bazel run: every binary target's --help and one real invocation (relative paths)"

@@ -19,6 +19,9 @@ and the README's marked blocks.
   serving.md and the README's `serving-table` block (when the README has one).
 - Distributed training: the last record of benchmarks/results/distributed.jsonl
   -> the `distributed-table` block (when the README has one).
+- Full scale: benchmarks/results/fullscale.md (rendered from fullscale.json by
+  `python -m benchmarks.fullscale render`) -> the `fullscale` block (when the
+  README has one).
 
 Nothing in those README blocks is typed by hand.
 """
@@ -109,6 +112,10 @@ def main(argv):
     from benchmarks import distributed  # pylint: disable=g-import-not-at-top
     text = replace_block(text, "distributed-table",
                          distributed.render(records.load_jsonl(distributed_records)[-1]))
+  fullscale_section = os.path.join(RESULTS, "fullscale.md")
+  if os.path.exists(fullscale_section) and "<!-- fullscale:begin -->" in text:
+    with open(fullscale_section) as fh:
+      text = replace_block(text, "fullscale", fh.read().strip())
   with open(readme, "w") as fh:
     fh.write(text)
   record = os.path.join(RESULTS, reliability.RECORD_FILE)
