@@ -62,7 +62,9 @@ flags.adopt_module_key_flags(experiment_flags)
 flags.DEFINE_list("experiments", ["lr", "dnn", "dcn_v2"],
                   "Model names (combined with --data_setup) or full experiment names.")
 flags.DEFINE_string("data_setup", "synthetic", "Data setup for bare model names.")
-flags.DEFINE_integer("seeds", 3, "Seeds per experiment (0..seeds-1).")
+flags.DEFINE_integer("seeds", 3, "Seeds per experiment (first_seed .. first_seed+seeds-1).")
+flags.DEFINE_integer("first_seed", 0,
+                     "The first seed, so that more seeds can be added to existing records.")
 flags.DEFINE_string("output_dir", "",
                     "Where auc_<data>.md, auc_summary.csv and auc.png go (default: --results).")
 flags.DEFINE_string("readme", "", "README whose auc-table blocks are regenerated.")
@@ -99,13 +101,13 @@ def experiment_names(items, data_setup):
 
 
 def resolve_all(names, seeds: int, params_override: str, data: str, folds: int = 0,
-                spec: str = ""):
+                spec: str = "", first_seed: int = 0):
   """[(name, seed, config)] for every run (and fold); a bad name or override fails before any training."""
   if folds == 1 or folds < 0:
     raise UsageError(f"--folds must be 0 (no cross-validation) or >= 2, got {folds}")
   runs = []
   for name in names:
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
       for fold in range(max(folds, 1)):
         kfold = f"data.split=kfold,data.folds={folds},data.fold={fold}" if folds else ""
         overrides = ",".join(x for x in (params_override, f"trainer.seed={seed}", kfold) if x)
@@ -174,9 +176,12 @@ def main(argv):
     check_paths(results, tracked)
     if FLAGS.seeds < 1 and not FLAGS.render_only:
       raise UsageError(f"--seeds must be >= 1, got {FLAGS.seeds}")
+    if FLAGS.first_seed < 0:
+      raise UsageError(f"--first_seed must be >= 0, got {FLAGS.first_seed}")
     if not FLAGS.render_only:
       runs = resolve_all(experiment_names(FLAGS.experiments, FLAGS.data_setup), FLAGS.seeds,
-                         FLAGS.params_override, FLAGS.data, FLAGS.folds, FLAGS.spec)
+                         FLAGS.params_override, FLAGS.data, FLAGS.folds, FLAGS.spec,
+                         FLAGS.first_seed)
       _raise_on_sigterm()
       train_and_record(runs, results, tracked)
     if not os.path.exists(records_path):

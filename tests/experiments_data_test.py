@@ -203,6 +203,9 @@ class ExperimentsDataTest(testing.TestCase):
                      [(s, "kfold", 3, f) for s in range(2) for f in range(3)])
     with self.assertRaisesRegex(auc.UsageError, "--folds must be 0"):
       auc.resolve_all(["lr_synthetic"], 1, TINY, "", folds=1)
+    more = auc.resolve_all(["lr_synthetic"], 2, TINY, "", folds=2, first_seed=1)
+    self.assertEqual([(r[1], r[2].trainer.seed, r[2].data.fold) for r in more],
+                     [(s, s, f) for s in (1, 2) for f in range(2)])
     results = self.make_temp_dir()
     with mock.patch("sys.stdout", io.StringIO()):
       self.assertEqual(auc.train_and_record(runs[:3], results, ""), 3)
