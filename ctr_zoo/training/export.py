@@ -561,10 +561,10 @@ class RawFeatureModule(tf.Module):
     layers: dict or None. {id(layer): (FeatureEmbedding, LayerTables)}: layers
       whose tables are served from one storage. Defaults to None.
 
-  With neither, the module tracks (and so saves) the Keras model. Otherwise it
-  tracks the serving tables, the half kernels and every other model variable
-  (no Keras model object), and the model's layers read the replacements while
-  the serving functions are traced (`predict_raw`).
+  The module tracks the serving tables, the half kernels and every other model
+  variable (no Keras model object, whose layers' functions the signatures do
+  not need), and the model's layers read the replacements while the serving
+  functions are traced (`predict_raw`).
   """
 
   def __init__(self, model: tf.keras.Model, spec: spec_lib.FeatureSpec,
@@ -584,16 +584,14 @@ class RawFeatureModule(tf.Module):
                              layers=layers,
                              table_slots=[t for t in _table_slots(model) if t[3].ref() in tables],
                              kernel_slots=_variable_slots(model, set(kernels)) if kernels else [])
-    if not tables and not kernels and not layers:
-      self.model = model  # tracked: the SavedModel holds the Keras model and all its variables
-      self.logit_model = logit_model
-    else:
-      # Only the serving tables, the half kernels and the other variables are saved.
-      self.serving_tables = list(tables.values())
-      self.layer_tables = [t for _, t in layers.values()]
-      self.half_kernels = list(kernels.values())
-      self.serving_variables = [v for v in model.variables if v.ref() not in tables
-                                and v.ref() not in kernels and v.ref() not in layer_refs]
+    # Only the variables are saved (the serving tables, the half kernels and every other model
+    # variable), never the Keras model object: saving it would trace every layer's call
+    # functions once more, which the serving signatures do not use.
+    self.serving_tables = list(tables.values())
+    self.layer_tables = [t for _, t in layers.values()]
+    self.half_kernels = list(kernels.values())
+    self.serving_variables = [v for v in model.variables if v.ref() not in tables
+                              and v.ref() not in kernels and v.ref() not in layer_refs]
     self.tables = {}
     for f in spec.features:
       vocab_owner = f
@@ -829,23 +827,23 @@ def _trace(module: RawFeatureModule, spec: spec_lib.FeatureSpec) -> dict:
   typed_specs = {n: tf.TensorSpec([None], tf.float64 if n in numeric else tf.string, name=n)
                  for n in names}
 
-  @tf.function(input_signature=[field_specs])
+  @tf.function(input_signature=[field_specs], autograph=False)
   def serve_fields(raw):
     return module.predict_raw(raw)
 
-  @tf.function(input_signature=[typed_specs])
+  @tf.function(input_signature=[typed_specs], autograph=False)
   def serve_typed(raw):
     return module.predict_raw(raw, typed=True)
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="lines")])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="lines")], autograph=False)
   def serve_tsv(lines):
     return module.predict_raw(module.split_tsv(lines, with_label=False))
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="lines")])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="lines")], autograph=False)
   def serve_tsv_labeled(lines):
     return module.predict_raw(module.split_tsv(lines, with_label=True))
 
-  @tf.function(input_signature=[field_specs])
+  @tf.function(input_signature=[field_specs], autograph=False)
   def preprocess(raw):
     return module.features_from_raw(raw)
 
