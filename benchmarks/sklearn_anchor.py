@@ -56,6 +56,8 @@ from absl import flags
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from experiments import cli
 
@@ -109,8 +111,8 @@ def _numeric_tokens(column) -> np.ndarray:
 
 
 def _string_tokens(column) -> np.ndarray:
-  values = column.to_numpy(zero_copy_only=False)
-  return np.array(["" if v is None else v for v in values], dtype=object)
+  """The column's strings as an object array; a missing value is the empty token."""
+  return pc.fill_null(column.cast(pa.string()), "").to_numpy(zero_copy_only=False)
 
 
 def token_fields(spec) -> list:

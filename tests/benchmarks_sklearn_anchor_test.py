@@ -30,13 +30,20 @@ def write_tsv(path: str, rows: int, seed: int) -> np.ndarray:
   return labels
 
 
-class SklearnAnchorKFoldTest(testing.TestCase):
+class _CacheTestCase(testing.TestCase):
+  """Each test prepares data under its own CTR_ZOO_CACHE."""
 
   def setUp(self):
     super().setUp()
     patcher = mock.patch.dict(os.environ, {"CTR_ZOO_CACHE": self.make_temp_dir()})
     patcher.start()
     self.addCleanup(patcher.stop)
+
+
+class SklearnAnchorKFoldTest(_CacheTestCase):
+
+  def setUp(self):
+    super().setUp()
     self.path = os.path.join(self.make_temp_dir(), "tiny.tsv")
     self.labels = write_tsv(self.path, ROWS, seed=3)
     self.assertEqual(len(criteo_lib.RAW_COLUMNS), 40)
@@ -105,14 +112,8 @@ def write_avazu_csv(path: str, rows: int, seed: int, bad_line: int = 0) -> tuple
   return labels, hours
 
 
-class SklearnAnchorAnySpecTest(testing.TestCase):
+class SklearnAnchorAnySpecTest(_CacheTestCase):
   """The anchor reads what the experiment's spec describes, with the pipeline's reader."""
-
-  def setUp(self):
-    super().setUp()
-    patcher = mock.patch.dict(os.environ, {"CTR_ZOO_CACHE": self.make_temp_dir()})
-    patcher.start()
-    self.addCleanup(patcher.stop)
 
   def test_avazu_csv_token_fields_derived_hours_and_folds(self):
     path = os.path.join(self.make_temp_dir(), "avazu.csv")
