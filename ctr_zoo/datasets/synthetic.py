@@ -212,24 +212,43 @@ def _world(config: SyntheticCriteoConfig) -> _World:
   return _World(config)
 
 
-def generate_chunk(config: SyntheticCriteoConfig, seed: int, chunk_index: int, n: int):
-  """One chunk: (pa.Table of the 40 raw columns, oracle p float64 (n,), labels int8 (n,))."""
-  world = _world(config)
+def draw_chunk(world, seed: int, chunk_index: int, n: int):
+  """Chunk `chunk_index` of a world: (ints, cats, oracle p, labels).
+
+  `world` has `sample_features(rng, n)` -> (ints (n, 13) float, NaN missing;
+  cats (n, 26) int, -1 missing), `logit_without_intercept(ints, cats)` and
+  `intercept`. The chunk's draws come from its own generator seeded by
+  (seed, chunk_index), so chunks can be made in any order.
+  """
   rng = np.random.default_rng([seed, chunk_index])
   ints, cats = world.sample_features(rng, n)
   p = 1.0 / (1.0 + np.exp(-(world.logit_without_intercept(ints, cats) + world.intercept)))
   labels = (rng.random(n) < p).astype(np.int8)
+  return ints, cats, p, labels
+
+
+def raw_table(labels: np.ndarray, ints: np.ndarray, categorical_columns) -> pa.Table:
+  """The 40 raw Criteo columns: labels int8, the 13 integer fields int64 (NaN -> null), then the
+  26 categorical string columns as given."""
   columns = [pa.array(labels, pa.int8())]
   for i in range(13):
     missing = np.isnan(ints[:, i])
     columns.append(pa.array(np.where(missing, 0, ints[:, i]).astype(np.int64), pa.int64(),
                             mask=missing))
+  return pa.Table.from_arrays(columns + list(categorical_columns),
+                              names=list(criteo_lib.RAW_COLUMNS))
+
+
+def generate_chunk(config: SyntheticCriteoConfig, seed: int, chunk_index: int, n: int):
+  """One chunk: (pa.Table of the 40 raw columns, oracle p float64 (n,), labels int8 (n,))."""
+  world = _world(config)
+  ints, cats, p, labels = draw_chunk(world, seed, chunk_index, n)
+  categorical = []
   for f in range(26):
     missing = cats[:, f] < 0
     idx = pa.array(np.where(missing, 0, cats[:, f]), pa.int64(), mask=missing)
-    columns.append(world.tokens[f].take(idx))
-  table = pa.Table.from_arrays(columns, names=list(criteo_lib.RAW_COLUMNS))
-  return table, p, labels
+    categorical.append(world.tokens[f].take(idx))
+  return raw_table(labels, ints, categorical), p, labels
 
 
 def generate_criteo_tsv(path: str, num_rows: int, seed: int = 0,

@@ -65,7 +65,6 @@ import pyarrow.parquet as pq
 
 from ctr_zoo import checks
 from ctr_zoo.datasets import synthetic
-from ctr_zoo.feature_columns import criteo as criteo_lib
 
 GENERATOR_VERSION = 1
 KAGGLE_ROWS = 45_840_617
@@ -277,18 +276,10 @@ class FullScaleWorld:
 
   def chunk(self, seed: int, chunk_index: int, n: int):
     """Chunk `chunk_index`: (pa.Table of the 40 raw columns, oracle p (n,), labels int8 (n,))."""
-    rng = np.random.default_rng([seed, chunk_index])
-    ints, cats = self.sample_features(rng, n)
-    p = 1.0 / (1.0 + np.exp(-(self.logit_without_intercept(ints, cats) + self.intercept)))
-    labels = (rng.random(n) < p).astype(np.int8)
-    columns = [pa.array(labels, pa.int8())]
-    for i in range(13):
-      missing = np.isnan(ints[:, i])
-      columns.append(pa.array(np.where(missing, 0, ints[:, i]).astype(np.int64), pa.int64(),
-                              mask=missing))
-    for f, field in enumerate(self.fields):
-      columns.append(_hex_tokens(field.codes(cats[:, f]), cats[:, f] >= 0))
-    return pa.Table.from_arrays(columns, names=list(criteo_lib.RAW_COLUMNS)), p, labels
+    ints, cats, p, labels = synthetic.draw_chunk(self, seed, chunk_index, n)
+    tokens = [_hex_tokens(field.codes(cats[:, f]), cats[:, f] >= 0)
+              for f, field in enumerate(self.fields)]
+    return synthetic.raw_table(labels, ints, tokens), p, labels
 
   def describe(self) -> Dict[str, object]:
     return {"rows": self.config.num_rows, "target_cardinality": [f.target for f in self.fields],
