@@ -6,13 +6,14 @@ from typing import Any
 import tensorflow as tf
 
 from ctr_zoo import checks
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
 
 
 @register
-class MultiHeadSelfAttention(tf.keras.layers.Layer):
+class MultiHeadSelfAttention(graph_layer.GraphLayer):
   """AutoInt interacting layer: multi-head self-attention over the fields.
 
   For field embeddings E in R^{B x n x d}, head h (paper Eqs. 5-8):

@@ -5,13 +5,14 @@ from typing import Any
 import tensorflow as tf
 
 from ctr_zoo import checks
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
 
 
 @register
-class BilinearFusion(tf.keras.layers.Layer):
+class BilinearFusion(graph_layer.GraphLayer):
   """logit = u^T w_u + v^T w_v + b + sum_{j=1..H} u_j^T W_j v_j.
 
   u (B, a) and v (B, b) are the outputs of two streams; u_j (B, a / H) and

@@ -5,13 +5,14 @@ from typing import Any, Sequence
 import tensorflow as tf
 
 from ctr_zoo import checks
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
 
 
 @register
-class CIN(tf.keras.layers.Layer):
+class CIN(graph_layer.GraphLayer):
   """Compressed interaction network: vector-wise explicit interactions.
 
   X^0 in R^{B x m x D} (m fields); layer k (1-based), feature map h:

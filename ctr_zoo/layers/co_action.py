@@ -5,6 +5,7 @@ from typing import Any, Sequence
 import tensorflow as tf
 
 from ctr_zoo import checks
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.serialization import register
 
 
@@ -41,7 +42,7 @@ def co_action_param_width(mlp_dims: Sequence[int] = (16, 8, 4),
 
 
 @register
-class CoActionUnit(tf.keras.layers.Layer):
+class CoActionUnit(graph_layer.GraphLayer):
   """CAN co-action unit: feeds b's embeddings through a micro-MLP made of a's lookup.
 
   For induction params p in R^{B x D_w} (a row of the induction table P_ind,

@@ -6,6 +6,7 @@ from typing import Any, Optional, Sequence, Union
 import tensorflow as tf
 
 from ctr_zoo import checks
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
@@ -14,7 +15,7 @@ PROJECTIONS = ("random", "learned", "instance")
 
 
 @register
-class CompressedDotProduct(tf.keras.layers.Layer):
+class CompressedDotProduct(graph_layer.GraphLayer):
   """Compresses the fields with a projection Y and returns the compressed dots.
 
   For X in R^{B x n x d} (n fields of one width d) and Y in R^{n x k}:

@@ -5,13 +5,14 @@ from typing import Any, Optional
 import tensorflow as tf
 
 from ctr_zoo import checks
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
 
 
 @register
-class CrossNet(tf.keras.layers.Layer):
+class CrossNet(graph_layer.GraphLayer):
   """DCN-V2 cross network: `num_layers` explicit feature-crossing layers.
 
   Layer l (0-based), on x0, x_l in R^{B x d}, with per-example column vectors:

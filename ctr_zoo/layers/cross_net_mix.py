@@ -5,13 +5,14 @@ from typing import Any
 import tensorflow as tf
 
 from ctr_zoo import checks
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
 
 
 @register
-class CrossNetMix(tf.keras.layers.Layer):
+class CrossNetMix(graph_layer.GraphLayer):
   """DCN-Mix cross network: per layer, K low-rank experts mixed by softmax gates.
 
   Layer l (0-based) on x0, x_l in R^{B x d}, per example (paper Eqs. 3-4):

@@ -5,13 +5,14 @@ from typing import Any
 import tensorflow as tf
 
 from ctr_zoo import checks
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
 
 
 @register
-class VectorCrossNet(tf.keras.layers.Layer):
+class VectorCrossNet(graph_layer.GraphLayer):
   """DCN (v1) cross network: `num_layers` rank-one feature-crossing layers.
 
   Layer l (0-based), on x0, x_l in R^{B x d}, with per-example column vectors

@@ -3,12 +3,13 @@
 import numpy as np
 import tensorflow as tf
 
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
 
 
 @register
-class DotInteraction(tf.keras.layers.Layer):
+class DotInteraction(graph_layer.GraphLayer):
   """All pairwise dot products of the fields (DLRM's interaction).
 
   For X in R^{B x n x d} (or a list of n (B, d) tensors):

@@ -5,6 +5,7 @@ from typing import Any, Mapping, Optional, Sequence
 import tensorflow as tf
 
 from ctr_zoo import checks
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers import quantization
 from ctr_zoo.serialization import register
@@ -95,7 +96,7 @@ def is_additive_regularizer(regularizer) -> bool:
 
 
 @register
-class FeatureEmbedding(tf.keras.layers.Layer):
+class FeatureEmbedding(graph_layer.GraphLayer):
   """Looks up one embedding per id feature, from per-field tables or one fused table.
 
   For feature f read through table t(f) with E_t in R^{V_t x d_t}:

@@ -5,13 +5,14 @@ from typing import Any, Sequence
 import tensorflow as tf
 
 from ctr_zoo import checks
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
 
 
 @register
-class FeatureGate(tf.keras.layers.Layer):
+class FeatureGate(graph_layer.GraphLayer):
   """Gates the input of one MLP stream: out = x (.) 2 sigma(MLP_g(z)).
 
   z is the gate's context: the embeddings of chosen context features

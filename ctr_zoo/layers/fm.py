@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
 
@@ -15,7 +16,7 @@ def _shape_groups(input_shape) -> list:
 
 
 @register
-class FactorizationMachine(tf.keras.layers.Layer):
+class FactorizationMachine(graph_layer.GraphLayer):
   """Second-order FM term in the square-of-sum form.
 
   For field embeddings V in R^{B x n x d}:

@@ -5,13 +5,14 @@ from typing import Any
 import tensorflow as tf
 
 from ctr_zoo import checks
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
 
 
 @register
-class GatedCrossNet(tf.keras.layers.Layer):
+class GatedCrossNet(graph_layer.GraphLayer):
   """Gated cross network: `num_layers` gated cross layers.
 
   Layer l (0-based), on x0, x_l in R^{B x d}, per example (column vectors):

@@ -5,6 +5,7 @@ from typing import Any, Mapping, Optional, Sequence
 import tensorflow as tf
 
 from ctr_zoo.feature_columns.spec import PAD_ID
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers.embedding import FeatureEmbedding
 from ctr_zoo.layers.embedding import is_additive_regularizer
@@ -13,7 +14,7 @@ from ctr_zoo.serialization import register
 
 
 @register
-class LinearLogit(tf.keras.layers.Layer):
+class LinearLogit(graph_layer.GraphLayer):
   """Logistic-regression logit: a scalar weight per id, plus dense weights and a bias.
 
     logit = sum_f w_{t(f)}[id_f] + sum_j v_j x_j + b          (B, 1)

@@ -5,12 +5,13 @@ from typing import Any, Optional, Sequence
 import tensorflow as tf
 
 from ctr_zoo import checks
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.layers import initializers
 from ctr_zoo.serialization import register
 
 
 @register
-class MLP(tf.keras.layers.Layer):
+class MLP(graph_layer.GraphLayer):
   """A stack of dense layers: per layer h = dropout(act(BN(h W_l + b_l))).
 
   Layer l maps (B, d_{l-1}) -> (B, d_l) with "dense_{l}" (kernel (d_{l-1}, d_l),
@@ -135,7 +136,7 @@ class MLP(tf.keras.layers.Layer):
 
 
 @register
-class NumericFieldDense(tf.keras.layers.Layer):
+class NumericFieldDense(graph_layer.GraphLayer):
   r"""A Dense layer on [e ; x_1 v_1 ; .. ; x_m v_m] that never forms the x_j v_j block.
 
   Field-wise models (DeepFM, xDeepFM, AutoInt) embed numeric value x_j as the

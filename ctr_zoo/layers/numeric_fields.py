@@ -3,11 +3,12 @@
 import tensorflow as tf
 
 from ctr_zoo import checks
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.serialization import register
 
 
 @register
-class DenseFieldEmbedding(tf.keras.layers.Layer):
+class DenseFieldEmbedding(graph_layer.GraphLayer):
   """Numeric fields as embedded fields: e_j = x_j v_j.
 
     out[b, j, :] = x[b, j] * V[j, :],   V in R^{m x d}

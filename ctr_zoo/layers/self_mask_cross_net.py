@@ -5,6 +5,7 @@ from typing import Any
 import tensorflow as tf
 
 from ctr_zoo import checks
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.layers import initializers
 from ctr_zoo.layers import shapes
 from ctr_zoo.serialization import register
@@ -14,7 +15,7 @@ LAYER_NORM_EPSILON = 1e-5
 
 
 @register
-class SelfMaskCrossNet(tf.keras.layers.Layer):
+class SelfMaskCrossNet(graph_layer.GraphLayer):
   """A DCNv3 cross network: `num_layers` crossing layers with a self-mask.
 
   Layer l (0-based), on x0, x_l in R^{B x d}, h = ceil(d / 2):

@@ -4,13 +4,14 @@ import tensorflow as tf
 
 from ctr_zoo import checks
 from ctr_zoo.feature_columns import spec as spec_lib
+from ctr_zoo.layers import graph_layer
 from ctr_zoo.serialization import register
 
 POOLING_MODES = ("mean", "sum")
 
 
 @register
-class SequencePooling(tf.keras.layers.Layer):
+class SequencePooling(graph_layer.GraphLayer):
   """Masked pooling of sequence embeddings over positions with id != PAD_ID.
 
     mean: out = sum_t M_t e_t / max(sum_t M_t, 1);  sum: out = sum_t M_t e_t,
@@ -45,7 +46,7 @@ class SequencePooling(tf.keras.layers.Layer):
 
 
 @register
-class SequenceMask(tf.keras.layers.Layer):
+class SequenceMask(graph_layer.GraphLayer):
   """ids (B, T) -> float mask (B, T): 1 where id != PAD_ID, else 0."""
 
   def call(self, ids):
