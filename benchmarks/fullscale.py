@@ -3,6 +3,7 @@ r"""The whole pipeline on a Kaggle-Criteo-shaped synthetic file, one stage per p
   python -m benchmarks.fullscale generate --scale=0.01 --out=data_cache/fullscale/s0.01
   python -m benchmarks.fullscale run --scale=0.01               # -> runs/benchmarks/fullscale.json
   python -m benchmarks.fullscale run --scale=1 --record=benchmarks/results/fullscale.json
+  python -m benchmarks.fullscale run --scale=0.0001 --stage_runner=fork   # a quick check
   python -m benchmarks.fullscale render                          # table, PNG, projection
   make fullscale SCALE=0.1                                       # generate + run + render
 
@@ -25,7 +26,7 @@ day 6 halved into valid and test (the DCN-V2 paper's by-day protocol):
   predict_min10      experiments.predict on the first min(1M, day 6) raw rows of day 6
   predict_all        the same through the all-id export (reloads it)
 
-Per stage the record holds the wall time, rows and rows/s (training: the
+Per stage the record holds the wall time, cpu time, rows and rows/s (training: the
 trainer's ex/s, and the step time at the start, middle and end of the epoch
 from its TensorBoard windows), peak RSS (`os.wait4`'s ru_maxrss of the stage's
 process), and the bytes the stage left on disk. Training adds the embedding
@@ -33,6 +34,27 @@ and optimizer-slot memory of the formula rows x dim x 4 bytes x (1 + slots)
 next to the checkpoint's size; export stages the SavedModel's size. Every
 stage reads its input once (preprocessing parses the raw text once:
 `ctr_zoo.datasets.fit_transform`).
+
+--stage_runner says how a stage's process starts (each stage records it as
+"runner", the record as "stage_runner"):
+
+  spawn  (the default, for the tracked records) `python -m <module> <flags>`,
+         a process as a user runs it: its wall time includes the import of
+         Python and TensorFlow. "startup_s" is the wall time of a process that
+         only imports the CLIs' stack, and "rows_per_s_after_startup" leaves
+         it out.
+  fork   this program imports TensorFlow, ctr_zoo and the CLIs' library
+         modules once ("fork_parent_import_s"; not the CLI modules, whose absl
+         flags would collide with its own) and runs no TensorFlow op; each
+         stage is a forked child that drops the project's flags, imports its
+         CLI module and runs its main through `experiments.cli.run` with the
+         stage's flags, then leaves with os._exit. Wall time, cpu time and
+         peak RSS are still the child's own (os.wait4), with no import in
+         them: a stage's "start_s" is the fork to its CLI's main, "startup_s"
+         their median. Peak RSS counts the anonymous pages the child inherits
+         and the library pages it touches, so at small scales it is not
+         comparable with spawn's. For small scales and tests, whose stages
+         take about as long as an import.
 
 Records go to --results (default runs/benchmarks/fullscale.json); --record=PATH
 also merges this scale's record into PATH (the tracked
@@ -44,6 +66,7 @@ file (`benchmarks.fullscale_report`).
 from __future__ import annotations
 
 import glob
+import importlib
 import json
 import math
 import os
@@ -51,6 +74,7 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 from typing import Dict, List, Optional
 
 from absl import app
@@ -77,6 +101,13 @@ def define_flags() -> None:
   flags.DEFINE_integer("base_steps", 60, "Most steps of the 10k-id reference training.")
   flags.DEFINE_integer("base_hash_buckets", 384, "Hash buckets per field of the reference tables.")
   flags.DEFINE_integer("predict_rows", 1_000_000, "Raw rows scored by predict (at most day 6).")
+  flags.DEFINE_enum("stage_runner", "spawn", list(STAGE_RUNNERS),
+                    "How each stage runs. spawn (the default, for the records): a fresh "
+                    "`python -m` process, as a user runs it; its wall time includes Python's and "
+                    "TensorFlow's start-up, its peak RSS is its own. fork: this process imports "
+                    "TensorFlow and ctr_zoo once and forks a child per stage; no start-up per "
+                    "stage, and the peak RSS includes the pages the child inherits (small "
+                    "scales and tests).")
   flags.DEFINE_list("stages", [], "Only these stages (default: all), keeping the other stages' "
                     "outputs and, in the record of this scale, their figures.")
   flags.DEFINE_string("input", "", "render: the record file (default benchmarks/results/fullscale.json).")
@@ -88,6 +119,7 @@ RECORD_FILE = "fullscale.json"
 STAGES = ("generate", "preprocess_min10", "preprocess_all", "preprocess_base", "train_min10",
           "train_all", "train_base", "evaluate_min10", "export_min10", "export_all",
           "predict_min10", "predict_all")
+STAGE_RUNNERS = ("spawn", "fork")
 _SLOTS = {"adam": 2, "adagrad": 1, "ftrl": 2, "sgd": 0, "lazy_adam": 2, "rowwise_adagrad": 1}
 
 
@@ -108,27 +140,155 @@ def dir_bytes(path: str) -> int:
 
 
 def run_stage(name: str, argv: List[str], log_dir: str, outputs: List[str],
-              env: Optional[dict] = None) -> Dict[str, object]:
-  """Runs `argv` as one process: wall time, peak RSS (wait4's ru_maxrss), bytes left in `outputs`.
+              env: Optional[dict] = None, runner: str = "spawn") -> Dict[str, object]:
+  """Runs `argv` (`_python(module, ...)`) as one process and measures it.
 
-  Raises RuntimeError naming the stage and its log when the process fails.
+  spawn: `argv` is a fresh process. fork: a child of this process runs the
+  module's `main` (`fork_stage`). Either way the figures are the child's:
+  wall time, cpu time and peak RSS (wait4's ru_maxrss), and the bytes left in
+  `outputs`; the child's stdout and stderr go to <log_dir>/<name>.log. Raises
+  RuntimeError naming the stage and its log when the process fails.
   """
   before = sum(dir_bytes(p) for p in outputs)
   log = os.path.join(log_dir, f"{name}.log")
+  extra = {}
   with open(log, "w") as fh:
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT,
-                            env={**os.environ, **(env or {})})
-    _, status, usage = os.wait4(proc.pid, 0)
+    if runner == "fork":
+      status, usage, ready = fork_stage(argv, fh.fileno(), env or {})
+      if ready is not None:  # fork to the module's main: what the stage paid to start
+        extra["start_s"] = round(ready - start, 3)
+    else:
+      proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT,
+                              env={**os.environ, **(env or {})})
+      _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-  if proc.returncode != 0:
+  code = os.waitstatus_to_exitcode(status)
+  if code != 0:
     with open(log) as fh:
       tail = fh.read()[-2000:]
-    raise RuntimeError(f"stage {name} failed (exit {proc.returncode}); log {log}:\n{tail}")
+    raise RuntimeError(f"stage {name} failed (exit {code}); log {log}:\n{tail}")
   return {"wall_s": round(wall, 3), "peak_rss_bytes": int(usage.ru_maxrss) * 1024,
           "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
-          "disk_written_bytes": sum(dir_bytes(p) for p in outputs) - before, "log": log}
+          "disk_written_bytes": sum(dir_bytes(p) for p in outputs) - before, "log": log,
+          "runner": runner, **extra}
+
+
+# --- the fork runner --------------------------------------------------------------------
+#
+# The parent imports TensorFlow, ctr_zoo and the library side of the CLIs once
+# (`prepare_fork`), never the CLI modules themselves (their absl flags are
+# defined at import and would collide with this program's), and runs no
+# TensorFlow op: a forked child inherits no eager context, no thread pools of
+# TensorFlow's runtime. Each child drops the project's flags, imports its CLI
+# module (which defines its flags), runs its `main` through
+# `experiments.cli.run` with the stage's argv and leaves with `os._exit`.
+
+# The library modules the CLIs import (none defines a flag).
+_FORK_PREIMPORT = ("ctr_zoo", "tensorflow", "tf_keras", "ctr_zoo.datasets", "ctr_zoo.training",
+                   "ctr_zoo.models", "pyarrow.csv", "pyarrow.parquet", "experiments.configs",
+                   "experiments.data", "experiments.progress", "experiments.run_dir",
+                   "experiments.runner", "experiments.scorers")
+
+
+def prepare_fork() -> float:
+  """Imports what every stage imports (quietly, as the CLIs do); returns the seconds it took."""
+  from experiments import cli  # pylint: disable=g-import-not-at-top
+  start = time.perf_counter()
+  defined = set(FLAGS)
+  cli.import_tensorflow_quietly()
+  for module in _FORK_PREIMPORT:
+    importlib.import_module(module)
+  new = sorted(n for n in set(FLAGS) - defined if _project_flag(n))
+  if new:  # a CLI's flags defined here would collide with its own import in the child
+    raise RuntimeError(f"fork runner: importing {_FORK_PREIMPORT} defined the flags {new}")
+  return round(time.perf_counter() - start, 3)
+
+
+def _project_flag(name: str) -> bool:
+  """Whether this repository's code (benchmarks.*, experiments.*, a main script) defined `name`."""
+  module = FLAGS.find_module_defining_flag(name, default="")
+  if module.endswith(".py"):  # a module run as a script: absl names it by its path
+    return os.path.abspath(module).startswith(records.REPO_ROOT + os.sep)
+  return module.startswith(("benchmarks.", "experiments.")) or module == "__main__"
+
+
+def _check_fork_safe() -> None:
+  from tensorflow.python.eager import context  # pylint: disable=g-import-not-at-top
+  ctx = context.context_safe()
+  if ctx is not None and getattr(ctx, "_initialized", False):
+    raise RuntimeError("fork runner: TensorFlow's eager context is initialized in the parent; "
+                       "a forked stage would share its runtime (use --stage_runner=spawn)")
+
+
+def fork_stage(argv: List[str], log_fd: int, env: dict):
+  """Forks a child that runs `python -m <module> <args>`'s main; (wait status, rusage, ready).
+
+  `ready` is the child's `time.perf_counter()` when the module's main was
+  called (the clock is the system's monotonic one, shared with the parent),
+  None when it never was.
+  """
+  if argv[:2] != [sys.executable, "-m"]:
+    raise ValueError(f"fork runner: not a `python -m` command: {argv}")
+  module, args = argv[2], argv[3:]
+  _check_fork_safe()
+  read_end, write_end = os.pipe()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  pid = os.fork()
+  if pid == 0:  # the child: never returns
+    code = 1
+    try:
+      os.close(read_end)
+      os.dup2(log_fd, 1)
+      os.dup2(log_fd, 2)
+      os.environ.update(env)
+      code = _child_main(module, args, write_end)
+    except BaseException:  # pylint: disable=broad-except
+      traceback.print_exc()
+    finally:
+      try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+      finally:
+        os._exit(code)  # pylint: disable=protected-access
+  os.close(write_end)
+  _, status, usage = os.wait4(pid, 0)
+  with os.fdopen(read_end, "rb") as fh:
+    message = fh.read()
+  return status, usage, float(message) if message else None
+
+
+def _child_main(module: str, args: List[str], ready_fd: int) -> int:
+  """In the forked child: `python -m module *args` without the start-up; the exit code."""
+  import gc  # pylint: disable=g-import-not-at-top
+  from experiments import cli  # pylint: disable=g-import-not-at-top
+  if module == "benchmarks.fullscale":  # generate: this program, its flags already defined
+    if "scale" not in FLAGS:
+      define_flags()
+    entry = main
+  else:
+    for name in list(FLAGS):  # the CLI module defines its own
+      if name in FLAGS and _project_flag(name):
+        delattr(FLAGS, name)
+    entry = importlib.import_module(module).main
+  FLAGS.unparse_flags()
+  sys.argv = [module, *args]
+
+  def ready_then_main(argv):
+    os.write(ready_fd, repr(time.perf_counter()).encode())
+    os.close(ready_fd)
+    return entry(argv)
+
+  try:
+    cli.run(ready_then_main)  # exits with main's code (absl's app.run)
+    code = 0
+  except SystemExit as e:
+    if isinstance(e.code, str):
+      print(e.code, file=sys.stderr)
+    code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+  gc.collect()  # writers left to the garbage collector close (os._exit runs no finalizers)
+  return code
 
 
 def _python(module: str, *args: str) -> List[str]:
@@ -232,8 +392,16 @@ def _same_world(manifest: Optional[dict], scale: float, rows: Optional[int], see
 def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_dir: str,
                  work_dir: str, batch_size: int = 10000, base_steps: int = 60,
                  base_hash_buckets: int = 384, predict_rows: int = 1_000_000,
-                 stages=(), say=print) -> Dict[str, object]:
-  """Generates (when absent) and runs every stage; returns the record of this scale."""
+                 stages=(), say=print, runner: str = "spawn") -> Dict[str, object]:
+  """Generates (when absent) and runs every stage; returns the record of this scale.
+
+  `runner` is how each stage runs: "spawn" (its own `python -m` process) or
+  "fork" (a child of this process, which imports TensorFlow once first:
+  `fork_stage`).
+  """
+  if runner not in STAGE_RUNNERS:
+    raise ValueError(f"runner must be one of {STAGE_RUNNERS}, got {runner!r}")
+  fork_import_s = prepare_fork() if runner == "fork" else None
   from ctr_zoo.datasets import synthetic_fullscale as sf  # pylint: disable=g-import-not-at-top
   wanted = set(stages or STAGES)
   if not stages:  # a partial rerun keeps the other stages' outputs
@@ -246,7 +414,9 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
       "benchmark": "fullscale", "experiment": EXPERIMENT, "scale": scale,
       "git_revision": records.git_revision(), "machine": records.machine_description(),
       "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_before": os.getloadavg(),
-      "batch_size": batch_size, "stages": {}}
+      "batch_size": batch_size, "stage_runner": runner, "stages": {}}
+  if runner == "fork":
+    record["fork_parent_import_s"] = fork_import_s
   st = record["stages"]
 
   def stage(name, argv, outputs, rows_done=None):
@@ -254,7 +424,7 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
     if name != "generate":
       for path in outputs:  # a stage starts from nothing (a train run would resume)
         _remove(path)
-    result = run_stage(name, argv, logs, outputs, env)
+    result = run_stage(name, argv, logs, outputs, env, runner)
     if rows_done is not None:
       result["rows"] = rows_done
       result["rows_per_s"] = rows_done / result["wall_s"] if result["wall_s"] > 0 else None
@@ -283,7 +453,6 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
   total_rows = sum(manifest["rows_per_day"])
   record.update(rows=total_rows, file_bytes=manifest["bytes"], world=manifest["world"],
                 rows_per_day=manifest["rows_per_day"])
-  record["oracle_test"] = oracle_test_metrics(days, sf.NUM_DAYS - 1)
 
   # 2. Preprocessing: min-count 10, every id, and the 10k-id reference tables.
   variants = {"min10": ["--min_count=10"], "all": ["--min_count=1"]}
@@ -381,12 +550,21 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
                                     f"--export_dir={os.path.join(work_dir, 'export_' + key)}",
                                     f"--data={predict_input}", f"--output={out}", "--noprogress"),
           [out], n_predict)
-  startup = _startup_seconds(env)
+  # (After the stages: reading Parquet starts Arrow's thread pool, which a fork would copy.)
+  record["oracle_test"] = oracle_test_metrics(days, sf.NUM_DAYS - 1)
+  if runner == "fork":  # each stage's own start: fork to its CLI's main
+    starts = [r["start_s"] for r in st.values() if r.get("start_s") is not None]
+    startup = round(sorted(starts)[len(starts) // 2], 3) if starts else 0.0
+  elif any(not r.get("skipped") for r in st.values()):
+    startup = _startup_seconds(env)
+  else:  # nothing ran (a rerun that only found the days): nothing to correct
+    startup = 0.0
   record["startup_s"] = startup
   for result in st.values():  # training has its own rate: the trainer's (steady) ex/s
     if result.get("rows") and result.get("wall_s") and "examples_per_sec" not in result:
-      if result["wall_s"] > startup:
-        result["rows_per_s_after_startup"] = result["rows"] / (result["wall_s"] - startup)
+      start = result.get("start_s", startup)
+      if result["wall_s"] > start:
+        result["rows_per_s_after_startup"] = result["rows"] / (result["wall_s"] - start)
   record["load_after"] = os.getloadavg()
   record["targets"] = targets(record)
   return record
@@ -522,7 +700,8 @@ def _run() -> int:
     record = run_pipeline(scale, FLAGS.rows, FLAGS.seed, FLAGS.gzip, data_dir, work_dir,
                           batch_size=FLAGS.batch_size, base_steps=FLAGS.base_steps,
                           base_hash_buckets=FLAGS.base_hash_buckets,
-                          predict_rows=FLAGS.predict_rows, stages=FLAGS.stages)
+                          predict_rows=FLAGS.predict_rows, stages=FLAGS.stages,
+                          runner=FLAGS.stage_runner)
   except RuntimeError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
