@@ -65,12 +65,14 @@ file (`benchmarks.fullscale_report`).
 
 from __future__ import annotations
 
+import functools
 import glob
 import importlib
 import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -108,6 +110,10 @@ def define_flags() -> None:
                     "TensorFlow and ctr_zoo once and forks a child per stage; no start-up per "
                     "stage, and the peak RSS includes the pages the child inherits (small "
                     "scales and tests).")
+  flags.DEFINE_integer("stage_jobs", 1,
+                       "Stages run at once where none needs another's outputs (1: one at a "
+                       "time, for the records; more: each stage's wall time includes the "
+                       "others' competition for the cores; a quick check of the pipeline).")
   flags.DEFINE_list("stages", [], "Only these stages (default: all), keeping the other stages' "
                     "outputs and, in the record of this scale, their figures.")
   flags.DEFINE_string("input", "", "render: the record file (default benchmarks/results/fullscale.json).")
@@ -139,39 +145,72 @@ def dir_bytes(path: str) -> int:
   return total
 
 
-def run_stage(name: str, argv: List[str], log_dir: str, outputs: List[str],
-              env: Optional[dict] = None, runner: str = "spawn") -> Dict[str, object]:
-  """Runs `argv` (`_python(module, ...)`) as one process and measures it.
+class Running:
+  """A stage's process under way (`start_stage`); `finish_stage` waits for it and measures it."""
+
+  def __init__(self, name, log, log_file, outputs, before, start, runner, pid, ready_fd):
+    self.name, self.log, self.log_file, self.outputs = name, log, log_file, outputs
+    self.before, self.start, self.runner, self.pid, self.ready_fd = (before, start, runner, pid,
+                                                                      ready_fd)
+
+
+def start_stage(name: str, argv: List[str], log_dir: str, outputs: List[str],
+                env: Optional[dict] = None, runner: str = "spawn") -> Running:
+  """Starts `argv` (`_python(module, ...)`) as one process; its output goes to <log_dir>/<name>.log.
 
   spawn: `argv` is a fresh process. fork: a child of this process runs the
-  module's `main` (`fork_stage`). Either way the figures are the child's:
-  wall time, cpu time and peak RSS (wait4's ru_maxrss), and the bytes left in
-  `outputs`; the child's stdout and stderr go to <log_dir>/<name>.log. Raises
-  RuntimeError naming the stage and its log when the process fails.
+  module's `main` (`fork_stage`).
   """
   before = sum(dir_bytes(p) for p in outputs)
   log = os.path.join(log_dir, f"{name}.log")
-  extra = {}
-  with open(log, "w") as fh:
+  fh = open(log, "w")  # pylint: disable=consider-using-with  (closed by finish_stage)
+  try:
     start = time.perf_counter()
     if runner == "fork":
-      status, usage, ready = fork_stage(argv, fh.fileno(), env or {})
-      if ready is not None:  # fork to the module's main: what the stage paid to start
-        extra["start_s"] = round(ready - start, 3)
+      pid, ready_fd = fork_stage(argv, fh.fileno(), env or {})
     else:
-      proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT,
-                              env={**os.environ, **(env or {})})
-      _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
+      pid, ready_fd = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT,
+                                       env={**os.environ, **(env or {})}).pid, None
+  except BaseException:
+    fh.close()
+    raise
+  return Running(name, log, fh, outputs, before, start, runner, pid, ready_fd)
+
+
+def finish_stage(running: Running, block: bool = True) -> Optional[Dict[str, object]]:
+  """The stage's figures once its process ended (None while it runs and not `block`).
+
+  Wall time, cpu time and peak RSS (wait4's ru_maxrss) of the stage's
+  process, the bytes left in its outputs, and for a forked stage "start_s"
+  (fork to the module's main). Raises RuntimeError naming the stage and its
+  log when the process failed.
+  """
+  pid, status, usage = os.wait4(running.pid, 0 if block else os.WNOHANG)
+  if pid == 0:
+    return None
+  wall = time.perf_counter() - running.start
+  running.log_file.close()
+  extra = {}
+  if running.ready_fd is not None:
+    with os.fdopen(running.ready_fd, "rb") as fh:
+      message = fh.read()
+    if message:  # the child's perf_counter (the system's monotonic clock) when main was called
+      extra["start_s"] = round(float(message) - running.start, 3)
   code = os.waitstatus_to_exitcode(status)
   if code != 0:
-    with open(log) as fh:
+    with open(running.log) as fh:
       tail = fh.read()[-2000:]
-    raise RuntimeError(f"stage {name} failed (exit {code}); log {log}:\n{tail}")
+    raise RuntimeError(f"stage {running.name} failed (exit {code}); log {running.log}:\n{tail}")
   return {"wall_s": round(wall, 3), "peak_rss_bytes": int(usage.ru_maxrss) * 1024,
           "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
-          "disk_written_bytes": sum(dir_bytes(p) for p in outputs) - before, "log": log,
-          "runner": runner, **extra}
+          "disk_written_bytes": sum(dir_bytes(p) for p in running.outputs) - running.before,
+          "log": running.log, "runner": running.runner, **extra}
+
+
+def run_stage(name: str, argv: List[str], log_dir: str, outputs: List[str],
+              env: Optional[dict] = None, runner: str = "spawn") -> Dict[str, object]:
+  """`start_stage` and `finish_stage`: runs one stage and measures it."""
+  return finish_stage(start_stage(name, argv, log_dir, outputs, env, runner))
 
 
 # --- the fork runner --------------------------------------------------------------------
@@ -222,11 +261,10 @@ def _check_fork_safe() -> None:
 
 
 def fork_stage(argv: List[str], log_fd: int, env: dict):
-  """Forks a child that runs `python -m <module> <args>`'s main; (wait status, rusage, ready).
+  """Forks a child that runs `python -m <module> <args>`'s main; (its pid, a pipe's read end).
 
-  `ready` is the child's `time.perf_counter()` when the module's main was
-  called (the clock is the system's monotonic one, shared with the parent),
-  None when it never was.
+  The child writes its `time.perf_counter()` to the pipe when the module's
+  main is called; stdout and stderr go to `log_fd`.
   """
   if argv[:2] != [sys.executable, "-m"]:
     raise ValueError(f"fork runner: not a `python -m` command: {argv}")
@@ -253,10 +291,7 @@ def fork_stage(argv: List[str], log_fd: int, env: dict):
       finally:
         os._exit(code)  # pylint: disable=protected-access
   os.close(write_end)
-  _, status, usage = os.wait4(pid, 0)
-  with os.fdopen(read_end, "rb") as fh:
-    message = fh.read()
-  return status, usage, float(message) if message else None
+  return pid, read_end
 
 
 def _child_main(module: str, args: List[str], ready_fd: int) -> int:
@@ -392,16 +427,22 @@ def _same_world(manifest: Optional[dict], scale: float, rows: Optional[int], see
 def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_dir: str,
                  work_dir: str, batch_size: int = 10000, base_steps: int = 60,
                  base_hash_buckets: int = 384, predict_rows: int = 1_000_000,
-                 stages=(), say=print, runner: str = "spawn") -> Dict[str, object]:
+                 stages=(), say=print, runner: str = "spawn",
+                 jobs: int = 1) -> Dict[str, object]:
   """Generates (when absent) and runs every stage; returns the record of this scale.
 
   `runner` is how each stage runs: "spawn" (its own `python -m` process) or
   "fork" (a child of this process, which imports TensorFlow once first:
-  `fork_stage`).
+  `fork_stage`). `jobs` > 1 runs up to that many stages that do not need each
+  other's outputs at once (the three preprocessings, the three trainings,
+  evaluation and the exports, the predictions): their wall times then
+  include the others' competition for the cores.
   """
   if runner not in STAGE_RUNNERS:
     raise ValueError(f"runner must be one of {STAGE_RUNNERS}, got {runner!r}")
-  fork_import_s = prepare_fork() if runner == "fork" else None
+  fork_import_s = prepare_fork() if runner == "fork" else None  # (before ctr_zoo's import)
+  from ctr_zoo import checks  # pylint: disable=g-import-not-at-top
+  jobs = checks.positive_int(jobs, "jobs")
   from ctr_zoo.datasets import synthetic_fullscale as sf  # pylint: disable=g-import-not-at-top
   wanted = set(stages or STAGES)
   if not stages:  # a partial rerun keeps the other stages' outputs
@@ -414,26 +455,62 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
       "benchmark": "fullscale", "experiment": EXPERIMENT, "scale": scale,
       "git_revision": records.git_revision(), "machine": records.machine_description(),
       "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_before": os.getloadavg(),
-      "batch_size": batch_size, "stage_runner": runner, "stages": {}}
+      "batch_size": batch_size, "stage_runner": runner, "stage_jobs": jobs, "stages": {}}
   if runner == "fork":
     record["fork_parent_import_s"] = fork_import_s
   st = record["stages"]
 
-  def stage(name, argv, outputs, rows_done=None):
-    say(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(argv[2:])}")
-    if name != "generate":
-      for path in outputs:  # a stage starts from nothing (a train run would resume)
-        _remove(path)
-    result = run_stage(name, argv, logs, outputs, env, runner)
+  queued = []
+
+  def stage(name, argv, outputs, rows_done=None, then=None):
+    """Queues a stage; `then(result)` adds what its outputs say once it ended (`run_queued`)."""
+    st[name] = {}  # (the record lists the stages in this order)
+    queued.append((name, argv, outputs, rows_done, then))
+
+  def finished(name, result, rows_done, then):
     if rows_done is not None:
       result["rows"] = rows_done
       result["rows_per_s"] = rows_done / result["wall_s"] if result["wall_s"] > 0 else None
     result["load_after"] = os.getloadavg()
     st[name] = result
-    say(f"    {result['wall_s']:.1f}s, peak RSS {result['peak_rss_bytes'] / 2**20:.0f} MiB, "
+    say(f"    {name}: {result['wall_s']:.1f}s, peak RSS "
+        f"{result['peak_rss_bytes'] / 2**20:.0f} MiB, "
         f"{result['disk_written_bytes'] / 2**20:.1f} MiB written"
         + (f", {result['rows_per_s']:,.0f} rows/s" if result.get("rows_per_s") else ""))
-    return result
+    if then is not None:
+      then(result)
+
+  def run_queued():
+    """Runs the queued stages, `jobs` at a time, each `then` as its stage ends."""
+    todo, running = list(queued), []
+    queued.clear()
+    try:
+      while todo or running:
+        while todo and len(running) < jobs:
+          name, argv, outputs, rows_done, then = todo.pop(0)
+          say(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(argv[2:])}")
+          if name != "generate":
+            for path in outputs:  # a stage starts from nothing (a train run would resume)
+              _remove(path)
+          running.append((start_stage(name, argv, logs, outputs, env, runner), rows_done, then))
+        for item in list(running):
+          try:
+            result = finish_stage(item[0], block=len(running) == 1)
+          except RuntimeError:  # (its process is reaped)
+            running.remove(item)
+            raise
+          if result is not None:
+            running.remove(item)
+            finished(item[0].name, result, item[1], item[2])
+        if len(running) > 1:
+          time.sleep(0.05)
+    finally:  # a stage failed: the others are stopped, not left behind
+      for item in running:
+        os.kill(item[0].pid, signal.SIGTERM)
+        os.waitpid(item[0].pid, 0)
+        item[0].log_file.close()
+        if item[0].ready_fd is not None:
+          os.close(item[0].ready_fd)
 
   # 1. The file.
   manifest = sf.read_manifest(data_dir)
@@ -447,6 +524,7 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
       args.append(f"--rows={rows}")
     n = rows or sf.FullScaleConfig(scale=scale).num_rows
     stage("generate", _python("benchmarks.fullscale", "generate", *args), [data_dir], n)
+    run_queued()
     manifest = sf.read_manifest(data_dir)
     st["generate"]["file_bytes"] = manifest["bytes"]
   days = manifest["files"]
@@ -457,6 +535,15 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
   # 2. Preprocessing: min-count 10, every id, and the 10k-id reference tables.
   variants = {"min10": ["--min_count=10"], "all": ["--min_count=1"]}
   prep = {}
+
+  def prep_ids(out, per_field):
+    def then(result):
+      ids = spec_ids(out)
+      result["ids"] = sum(ids.values())
+      if per_field:
+        result["ids_per_field"] = ids
+    return then
+
   for key, extra in variants.items():
     out = os.path.join(work_dir, f"prep_{key}")
     prep[key] = out
@@ -464,17 +551,15 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
       stage(f"preprocess_{key}", _python(
           "experiments.preprocess", f"--input={','.join(days)}", f"--output={out}",
           "--spec=criteo", "--dense_transform=bucketize", f"--split=files:{sf.NUM_DAYS - 1}",
-          *extra), [out], total_rows)
-      ids = spec_ids(out)
-      st[f"preprocess_{key}"]["ids"] = sum(ids.values())
-      st[f"preprocess_{key}"]["ids_per_field"] = ids
+          *extra), [out], total_rows, prep_ids(out, True))
   prep["base"] = os.path.join(work_dir, "prep_base")
   if "preprocess_base" in wanted:
     stage("preprocess_base", _python(
         "experiments.preprocess", f"--input={days[0]}", f"--output={prep['base']}",
         "--spec=criteo", "--dense_transform=bucketize", "--split=random:0.98,0.01,0.01",
-        f"--hash_buckets={base_hash_buckets}"), [prep["base"]], manifest["rows_per_day"][0])
-    st["preprocess_base"]["ids"] = sum(spec_ids(prep["base"]).values())
+        f"--hash_buckets={base_hash_buckets}"), [prep["base"]], manifest["rows_per_day"][0],
+          prep_ids(prep["base"], False))
+  run_queued()
 
   # 3. Training, 1 epoch each (the reference at most base_steps steps).
   train_rows = sum(manifest["rows_per_day"][:-1])
@@ -495,49 +580,35 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
       overrides.append(f"trainer.max_steps={key_steps}")
     stage(name, _python("experiments.train", f"--experiment={EXPERIMENT}", f"--data={prep[key]}",
                         f"--model_dir={run}", "--noexport", "--noprogress",
-                        "--params_override=" + ",".join(overrides)), [run])
-    with open(os.path.join(run, "metrics.json")) as fh:
-      metrics = json.load(fh)
-    with open(os.path.join(run, "params.json")) as fh:
-      params = json.load(fh)
-    result = st[name]
-    result["examples"] = metrics["train"]["examples"]
-    result["steps"] = metrics["train"]["steps"]
-    result["train_seconds"] = metrics["train"]["train_seconds"]
-    result["examples_per_sec"] = metrics["train"]["examples_per_sec"]
-    result["rows"] = result["examples"]
-    result["rows_per_s"] = result["examples_per_sec"]
-    full_steps = result["examples"] // batch_size  # steps before a last, smaller batch
-    result.update(step_profile(tensorboard_windows(run), batch_size, full_steps))
-    result["params"] = metrics["params"]
-    result["test_auc"] = metrics["test"]["auc"]
-    result["test_logloss"] = metrics["test"]["logloss"]
-    ids = sum(spec_ids(prep[key]).values())
-    dim = int(params["model"]["params"].get("embedding", {}).get("dim", 16)
-              if isinstance(params["model"].get("params"), dict) else 16)
-    slots = _SLOTS.get(params["optimizer"]["embedding"], 0)
-    result.update(ids=ids, embedding_dim=dim, optimizer_slots=slots,
-                  embedding_formula_bytes=memory_formula(ids, dim, slots),
-                  checkpoint_bytes=latest_checkpoint_bytes(run))
+                        "--params_override=" + ",".join(overrides)), [run],
+          then=functools.partial(_train_figures, run=run, data=prep[key], batch_size=batch_size))
+  run_queued()
 
   # 4. Evaluation of the min-count-10 run on the test half of day 6.
   if "evaluate_min10" in wanted:
     out = os.path.join(work_dir, "evaluate_min10.json")
     with open(os.path.join(prep["min10"], "summary.json")) as fh:
       test_rows = json.load(fh)["rows"]["test"]
+
+    def evaluated(result, out=out):
+      with open(out) as fh:
+        result["auc"] = json.load(fh).get("auc")
+
     stage("evaluate_min10", _python("experiments.evaluate", f"--model_dir={runs['min10']}",
                                     "--eval_split=test", f"--metrics_json={out}", "--noprogress"),
-          [out], test_rows)
-    with open(out) as fh:
-      st["evaluate_min10"]["auc"] = json.load(fh).get("auc")
+          [out], test_rows, evaluated)
 
   # 5. Export, then predict through each export (the all-id one is reloaded there).
   for key in ("min10", "all"):
     out = os.path.join(work_dir, f"export_{key}")
     if f"export_{key}" in wanted:
+
+      def exported(result, out=out):
+        result["export_bytes"] = dir_bytes(out)
+
       stage(f"export_{key}", _python("experiments.export", f"--model_dir={runs[key]}",
-                                     f"--output={out}"), [out])
-      st[f"export_{key}"]["export_bytes"] = dir_bytes(out)
+                                     f"--output={out}"), [out], then=exported)
+  run_queued()
   predict_input = os.path.join(work_dir, "predict_input.tsv")
   n_predict = min(predict_rows, manifest["rows_per_day"][-1])
   if any(f"predict_{k}" in wanted for k in ("min10", "all")):
@@ -550,6 +621,7 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
                                     f"--export_dir={os.path.join(work_dir, 'export_' + key)}",
                                     f"--data={predict_input}", f"--output={out}", "--noprogress"),
           [out], n_predict)
+  run_queued()
   # (After the stages: reading Parquet starts Arrow's thread pool, which a fork would copy.)
   record["oracle_test"] = oracle_test_metrics(days, sf.NUM_DAYS - 1)
   if runner == "fork":  # each stage's own start: fork to its CLI's main
@@ -568,6 +640,32 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
   record["load_after"] = os.getloadavg()
   record["targets"] = targets(record)
   return record
+
+
+def _train_figures(result: dict, run: str, data: str, batch_size: int) -> None:
+  """What a training run's files say: its metrics, step profile, tables and checkpoint sizes."""
+  with open(os.path.join(run, "metrics.json")) as fh:
+    metrics = json.load(fh)
+  with open(os.path.join(run, "params.json")) as fh:
+    params = json.load(fh)
+  result["examples"] = metrics["train"]["examples"]
+  result["steps"] = metrics["train"]["steps"]
+  result["train_seconds"] = metrics["train"]["train_seconds"]
+  result["examples_per_sec"] = metrics["train"]["examples_per_sec"]
+  result["rows"] = result["examples"]
+  result["rows_per_s"] = result["examples_per_sec"]
+  full_steps = result["examples"] // batch_size  # steps before a last, smaller batch
+  result.update(step_profile(tensorboard_windows(run), batch_size, full_steps))
+  result["params"] = metrics["params"]
+  result["test_auc"] = metrics["test"]["auc"]
+  result["test_logloss"] = metrics["test"]["logloss"]
+  ids = sum(spec_ids(data).values())
+  dim = int(params["model"]["params"].get("embedding", {}).get("dim", 16)
+            if isinstance(params["model"].get("params"), dict) else 16)
+  slots = _SLOTS.get(params["optimizer"]["embedding"], 0)
+  result.update(ids=ids, embedding_dim=dim, optimizer_slots=slots,
+                embedding_formula_bytes=memory_formula(ids, dim, slots),
+                checkpoint_bytes=latest_checkpoint_bytes(run))
 
 
 def _remove(path: str) -> None:
@@ -696,12 +794,15 @@ def _run() -> int:
   if unknown:
     print(f"error: unknown --stages {unknown}; stages are {', '.join(STAGES)}", file=sys.stderr)
     return 2
+  if FLAGS.stage_jobs < 1:
+    print(f"error: --stage_jobs must be >= 1, got {FLAGS.stage_jobs}", file=sys.stderr)
+    return 2
   try:
     record = run_pipeline(scale, FLAGS.rows, FLAGS.seed, FLAGS.gzip, data_dir, work_dir,
                           batch_size=FLAGS.batch_size, base_steps=FLAGS.base_steps,
                           base_hash_buckets=FLAGS.base_hash_buckets,
                           predict_rows=FLAGS.predict_rows, stages=FLAGS.stages,
-                          runner=FLAGS.stage_runner)
+                          runner=FLAGS.stage_runner, jobs=FLAGS.stage_jobs)
   except RuntimeError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

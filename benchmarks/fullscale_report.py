@@ -43,12 +43,18 @@ def _mib(v: Optional[float]) -> str:
 
 def _runner_note(record: dict) -> str:
   if record.get("stage_runner") == "fork":
-    return ("Every stage is a process forked from one that had imported TensorFlow "
+    note = ("Every stage is a process forked from one that had imported TensorFlow "
             f"(--stage_runner=fork): ~{record.get('startup_s', 0):.2f} s of its wall time is "
             "start-up, and its peak RSS counts pages it inherits (not comparable with a "
             "process of its own).")
-  return (f"Every stage is one process; its wall time includes the "
-          f"~{record.get('startup_s', 0):.0f} s a process takes to import TensorFlow.")
+  else:
+    note = (f"Every stage is one process; its wall time includes the "
+            f"~{record.get('startup_s', 0):.0f} s a process takes to import TensorFlow.")
+  jobs = record.get("stage_jobs", 1)
+  if jobs > 1:
+    note += (f" Up to {jobs} stages at a time (--stage_jobs): a wall time includes the "
+             "others' competition for the cores.")
+  return note
 
 
 def stage_table(record: dict) -> str:

@@ -190,7 +190,11 @@ def test_merge_record_partial_keeps_the_other_stages_and_scales(tmp_path):
 
 
 def test_pipeline_end_to_end_writes_a_well_formed_record(tmp_path):
-  """`benchmarks.fullscale run --scale=0.0001` (fork runner): every stage runs, the record is whole.
+  """`benchmarks.fullscale run --scale=0.0001`: every stage runs, the record is whole.
+
+  The fork runner, two stages at a time where they are independent: a check
+  of the pipeline and its record (the records themselves use spawn, one at a
+  time).
 
   Then a rerun of no stage in this process reuses the generated days and its
   partial record keeps the other stages' figures and outputs.
@@ -199,7 +203,7 @@ def test_pipeline_end_to_end_writes_a_well_formed_record(tmp_path):
   cmd = [sys.executable, "-m", "benchmarks.fullscale", "run", f"--scale={SCALE}",
          "--batch_size=256", "--base_steps=4", f"--data_dir={tmp_path / 'days'}",
          f"--work_dir={tmp_path / 'work'}", f"--results={tmp_path / 'results'}",
-         "--stage_runner=fork"]
+         "--stage_runner=fork", "--stage_jobs=2"]
   proc = subprocess.run(cmd, cwd=paths.REPO_ROOT, env=env, capture_output=True, text=True,
                         timeout=600, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -209,7 +213,7 @@ def test_pipeline_end_to_end_writes_a_well_formed_record(tmp_path):
   r = recs[0]
   assert r["rows"] == round(sf.KAGGLE_ROWS * SCALE)
   assert set(r["stages"]) == set(fullscale.STAGES)
-  assert r["stage_runner"] == "fork" and r["fork_parent_import_s"] > 0
+  assert r["stage_runner"] == "fork" and r["stage_jobs"] == 2 and r["fork_parent_import_s"] > 0
   for name, s in r["stages"].items():
     assert s["wall_s"] > 0 and s["peak_rss_bytes"] > 0 and s["disk_written_bytes"] >= 0, name
     assert s["runner"] == "fork" and 0 < s["start_s"] < s["wall_s"], name
@@ -235,7 +239,7 @@ def test_pipeline_end_to_end_writes_a_well_formed_record(tmp_path):
   text = fullscale_report.render(str(tmp_path / "results" / "fullscale.json"),
                                  str(tmp_path / "results"))
   assert "| train_all |" in text and "Projection, not a measurement" in text
-  assert "--stage_runner=fork" in text
+  assert "--stage_runner=fork" in text and "Up to 2 stages at a time" in text
   # A rerun (--stages) reuses the generated days and keeps the other stages' figures and outputs.
   said = []
   again = fullscale.run_pipeline(SCALE, None, 0, False, str(tmp_path / "days"),
