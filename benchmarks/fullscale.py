@@ -784,12 +784,6 @@ def _generate() -> int:
 
 
 def _run() -> int:
-  scale = FLAGS.scale
-  data_dir = records.user_path(FLAGS.data_dir) if FLAGS.data_dir else default_data_dir(
-      scale, FLAGS.rows, FLAGS.seed)
-  from experiments import paths  # pylint: disable=g-import-not-at-top
-  work_dir = records.user_path(FLAGS.work_dir) if FLAGS.work_dir else os.path.join(
-      paths.runs_root(), "fullscale", f"scale{scale:g}")
   unknown = [s for s in FLAGS.stages if s not in STAGES]
   if unknown:
     print(f"error: unknown --stages {unknown}; stages are {', '.join(STAGES)}", file=sys.stderr)
@@ -797,6 +791,12 @@ def _run() -> int:
   if FLAGS.stage_jobs < 1:
     print(f"error: --stage_jobs must be >= 1, got {FLAGS.stage_jobs}", file=sys.stderr)
     return 2
+  scale = FLAGS.scale
+  data_dir = records.user_path(FLAGS.data_dir) if FLAGS.data_dir else default_data_dir(
+      scale, FLAGS.rows, FLAGS.seed)
+  from experiments import paths  # pylint: disable=g-import-not-at-top
+  work_dir = records.user_path(FLAGS.work_dir) if FLAGS.work_dir else os.path.join(
+      paths.runs_root(), "fullscale", f"scale{scale:g}")
   try:
     record = run_pipeline(scale, FLAGS.rows, FLAGS.seed, FLAGS.gzip, data_dir, work_dir,
                           batch_size=FLAGS.batch_size, base_steps=FLAGS.base_steps,
