@@ -3,6 +3,7 @@ r"""The whole pipeline on a Kaggle-Criteo-shaped synthetic file, one stage per p
   python -m benchmarks.fullscale generate --scale=0.01 --out=data_cache/fullscale/s0.01
   python -m benchmarks.fullscale run --scale=0.01               # -> runs/benchmarks/fullscale.json
   python -m benchmarks.fullscale run --scale=1 --record=benchmarks/results/fullscale.json
+  python -m benchmarks.fullscale run --scale=0.0001 --stage_runner=fork   # a quick check
   python -m benchmarks.fullscale render                          # table, PNG, projection
   make fullscale SCALE=0.1                                       # generate + run + render
 
@@ -25,7 +26,7 @@ day 6 halved into valid and test (the DCN-V2 paper's by-day protocol):
   predict_min10      experiments.predict on the first min(1M, day 6) raw rows of day 6
   predict_all        the same through the all-id export (reloads it)
 
-Per stage the record holds the wall time, rows and rows/s (training: the
+Per stage the record holds the wall time, cpu time, rows and rows/s (training: the
 trainer's ex/s, and the step time at the start, middle and end of the epoch
 from its TensorBoard windows), peak RSS (`os.wait4`'s ru_maxrss of the stage's
 process), and the bytes the stage left on disk. Training adds the embedding
@@ -33,6 +34,27 @@ and optimizer-slot memory of the formula rows x dim x 4 bytes x (1 + slots)
 next to the checkpoint's size; export stages the SavedModel's size. Every
 stage reads its input once (preprocessing parses the raw text once:
 `ctr_zoo.datasets.fit_transform`).
+
+--stage_runner says how a stage's process starts (each stage records it as
+"runner", the record as "stage_runner"):
+
+  spawn  (the default, for the tracked records) `python -m <module> <flags>`,
+         a process as a user runs it: its wall time includes the import of
+         Python and TensorFlow. "startup_s" is the wall time of a process that
+         only imports the CLIs' stack, and "rows_per_s_after_startup" leaves
+         it out.
+  fork   this program imports TensorFlow, ctr_zoo and the CLIs' library
+         modules once ("fork_parent_import_s"; not the CLI modules, whose absl
+         flags would collide with its own) and runs no TensorFlow op; each
+         stage is a forked child that drops the project's flags, imports its
+         CLI module and runs its main through `experiments.cli.run` with the
+         stage's flags, then leaves with os._exit. Wall time, cpu time and
+         peak RSS are still the child's own (os.wait4), with no import in
+         them: a stage's "start_s" is the fork to its CLI's main, "startup_s"
+         their median. Peak RSS counts the anonymous pages the child inherits
+         and the library pages it touches, so at small scales it is not
+         comparable with spawn's. For small scales and tests, whose stages
+         take about as long as an import.
 
 Records go to --results (default runs/benchmarks/fullscale.json); --record=PATH
 also merges this scale's record into PATH (the tracked
@@ -43,14 +65,18 @@ file (`benchmarks.fullscale_report`).
 
 from __future__ import annotations
 
+import functools
 import glob
+import importlib
 import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+import traceback
 from typing import Dict, List, Optional
 
 from absl import app
@@ -77,6 +103,17 @@ def define_flags() -> None:
   flags.DEFINE_integer("base_steps", 60, "Most steps of the 10k-id reference training.")
   flags.DEFINE_integer("base_hash_buckets", 384, "Hash buckets per field of the reference tables.")
   flags.DEFINE_integer("predict_rows", 1_000_000, "Raw rows scored by predict (at most day 6).")
+  flags.DEFINE_enum("stage_runner", "spawn", list(STAGE_RUNNERS),
+                    "How each stage runs. spawn (the default, for the records): a fresh "
+                    "`python -m` process, as a user runs it; its wall time includes Python's and "
+                    "TensorFlow's start-up, its peak RSS is its own. fork: this process imports "
+                    "TensorFlow and ctr_zoo once and forks a child per stage; no start-up per "
+                    "stage, and the peak RSS includes the pages the child inherits (small "
+                    "scales and tests).")
+  flags.DEFINE_integer("stage_jobs", 1,
+                       "Stages run at once where none needs another's outputs (1: one at a "
+                       "time, for the records; more: each stage's wall time includes the "
+                       "others' competition for the cores; a quick check of the pipeline).")
   flags.DEFINE_list("stages", [], "Only these stages (default: all), keeping the other stages' "
                     "outputs and, in the record of this scale, their figures.")
   flags.DEFINE_string("input", "", "render: the record file (default benchmarks/results/fullscale.json).")
@@ -88,6 +125,7 @@ RECORD_FILE = "fullscale.json"
 STAGES = ("generate", "preprocess_min10", "preprocess_all", "preprocess_base", "train_min10",
           "train_all", "train_base", "evaluate_min10", "export_min10", "export_all",
           "predict_min10", "predict_all")
+STAGE_RUNNERS = ("spawn", "fork")
 _SLOTS = {"adam": 2, "adagrad": 1, "ftrl": 2, "sgd": 0, "lazy_adam": 2, "rowwise_adagrad": 1}
 
 
@@ -107,28 +145,185 @@ def dir_bytes(path: str) -> int:
   return total
 
 
-def run_stage(name: str, argv: List[str], log_dir: str, outputs: List[str],
-              env: Optional[dict] = None) -> Dict[str, object]:
-  """Runs `argv` as one process: wall time, peak RSS (wait4's ru_maxrss), bytes left in `outputs`.
+class Running:
+  """A stage's process under way (`start_stage`); `finish_stage` waits for it and measures it."""
 
-  Raises RuntimeError naming the stage and its log when the process fails.
+  def __init__(self, name, log, log_file, outputs, before, start, runner, pid, ready_fd):
+    self.name, self.log, self.log_file, self.outputs = name, log, log_file, outputs
+    self.before, self.start, self.runner, self.pid, self.ready_fd = (before, start, runner, pid,
+                                                                      ready_fd)
+
+
+def start_stage(name: str, argv: List[str], log_dir: str, outputs: List[str],
+                env: Optional[dict] = None, runner: str = "spawn") -> Running:
+  """Starts `argv` (`_python(module, ...)`) as one process; its output goes to <log_dir>/<name>.log.
+
+  spawn: `argv` is a fresh process. fork: a child of this process runs the
+  module's `main` (`fork_stage`).
   """
   before = sum(dir_bytes(p) for p in outputs)
   log = os.path.join(log_dir, f"{name}.log")
-  with open(log, "w") as fh:
+  fh = open(log, "w")  # pylint: disable=consider-using-with  (closed by finish_stage)
+  try:
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT,
-                            env={**os.environ, **(env or {})})
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-  if proc.returncode != 0:
-    with open(log) as fh:
+    if runner == "fork":
+      pid, ready_fd = fork_stage(argv, fh.fileno(), env or {})
+    else:
+      pid, ready_fd = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT,
+                                       env={**os.environ, **(env or {})}).pid, None
+  except BaseException:
+    fh.close()
+    raise
+  return Running(name, log, fh, outputs, before, start, runner, pid, ready_fd)
+
+
+def finish_stage(running: Running, block: bool = True) -> Optional[Dict[str, object]]:
+  """The stage's figures once its process ended (None while it runs and not `block`).
+
+  Wall time, cpu time and peak RSS (wait4's ru_maxrss) of the stage's
+  process, the bytes left in its outputs, and for a forked stage "start_s"
+  (fork to the module's main). Raises RuntimeError naming the stage and its
+  log when the process failed.
+  """
+  pid, status, usage = os.wait4(running.pid, 0 if block else os.WNOHANG)
+  if pid == 0:
+    return None
+  wall = time.perf_counter() - running.start
+  running.log_file.close()
+  extra = {}
+  if running.ready_fd is not None:
+    with os.fdopen(running.ready_fd, "rb") as fh:
+      message = fh.read()
+    if message:  # the child's perf_counter (the system's monotonic clock) when main was called
+      extra["start_s"] = round(float(message) - running.start, 3)
+  code = os.waitstatus_to_exitcode(status)
+  if code != 0:
+    with open(running.log) as fh:
       tail = fh.read()[-2000:]
-    raise RuntimeError(f"stage {name} failed (exit {proc.returncode}); log {log}:\n{tail}")
+    raise RuntimeError(f"stage {running.name} failed (exit {code}); log {running.log}:\n{tail}")
   return {"wall_s": round(wall, 3), "peak_rss_bytes": int(usage.ru_maxrss) * 1024,
           "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
-          "disk_written_bytes": sum(dir_bytes(p) for p in outputs) - before, "log": log}
+          "disk_written_bytes": sum(dir_bytes(p) for p in running.outputs) - running.before,
+          "log": running.log, "runner": running.runner, **extra}
+
+
+def run_stage(name: str, argv: List[str], log_dir: str, outputs: List[str],
+              env: Optional[dict] = None, runner: str = "spawn") -> Dict[str, object]:
+  """`start_stage` and `finish_stage`: runs one stage and measures it."""
+  return finish_stage(start_stage(name, argv, log_dir, outputs, env, runner))
+
+
+# --- the fork runner --------------------------------------------------------------------
+#
+# The parent imports TensorFlow, ctr_zoo and the library side of the CLIs once
+# (`prepare_fork`), never the CLI modules themselves (their absl flags are
+# defined at import and would collide with this program's), and runs no
+# TensorFlow op: a forked child inherits no eager context, no thread pools of
+# TensorFlow's runtime. Each child drops the project's flags, imports its CLI
+# module (which defines its flags), runs its `main` through
+# `experiments.cli.run` with the stage's argv and leaves with `os._exit`.
+
+# The library modules the CLIs import (none defines a flag).
+_FORK_PREIMPORT = ("ctr_zoo", "tensorflow", "tf_keras", "ctr_zoo.datasets", "ctr_zoo.training",
+                   "ctr_zoo.models", "pyarrow.csv", "pyarrow.parquet", "experiments.configs",
+                   "experiments.data", "experiments.progress", "experiments.run_dir",
+                   "experiments.runner", "experiments.scorers")
+
+
+def prepare_fork() -> float:
+  """Imports what every stage imports (quietly, as the CLIs do); returns the seconds it took."""
+  from experiments import cli  # pylint: disable=g-import-not-at-top
+  start = time.perf_counter()
+  defined = set(FLAGS)
+  cli.import_tensorflow_quietly()
+  for module in _FORK_PREIMPORT:
+    importlib.import_module(module)
+  new = sorted(n for n in set(FLAGS) - defined if _project_flag(n))
+  if new:  # a CLI's flags defined here would collide with its own import in the child
+    raise RuntimeError(f"fork runner: importing {_FORK_PREIMPORT} defined the flags {new}")
+  return round(time.perf_counter() - start, 3)
+
+
+def _project_flag(name: str) -> bool:
+  """Whether this repository's code (benchmarks.*, experiments.*, a main script) defined `name`."""
+  module = FLAGS.find_module_defining_flag(name, default="")
+  if module.endswith(".py"):  # a module run as a script: absl names it by its path
+    return os.path.abspath(module).startswith(records.REPO_ROOT + os.sep)
+  return module.startswith(("benchmarks.", "experiments.")) or module == "__main__"
+
+
+def _check_fork_safe() -> None:
+  from tensorflow.python.eager import context  # pylint: disable=g-import-not-at-top
+  ctx = context.context_safe()
+  if ctx is not None and getattr(ctx, "_initialized", False):
+    raise RuntimeError("fork runner: TensorFlow's eager context is initialized in the parent; "
+                       "a forked stage would share its runtime (use --stage_runner=spawn)")
+
+
+def fork_stage(argv: List[str], log_fd: int, env: dict):
+  """Forks a child that runs `python -m <module> <args>`'s main; (its pid, a pipe's read end).
+
+  The child writes its `time.perf_counter()` to the pipe when the module's
+  main is called; stdout and stderr go to `log_fd`.
+  """
+  if argv[:2] != [sys.executable, "-m"]:
+    raise ValueError(f"fork runner: not a `python -m` command: {argv}")
+  module, args = argv[2], argv[3:]
+  _check_fork_safe()
+  read_end, write_end = os.pipe()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  pid = os.fork()
+  if pid == 0:  # the child: never returns
+    code = 1
+    try:
+      os.close(read_end)
+      os.dup2(log_fd, 1)
+      os.dup2(log_fd, 2)
+      os.environ.update(env)
+      code = _child_main(module, args, write_end)
+    except BaseException:  # pylint: disable=broad-except
+      traceback.print_exc()
+    finally:
+      try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+      finally:
+        os._exit(code)  # pylint: disable=protected-access
+  os.close(write_end)
+  return pid, read_end
+
+
+def _child_main(module: str, args: List[str], ready_fd: int) -> int:
+  """In the forked child: `python -m module *args` without the start-up; the exit code."""
+  import gc  # pylint: disable=g-import-not-at-top
+  from experiments import cli  # pylint: disable=g-import-not-at-top
+  if module == "benchmarks.fullscale":  # generate: this program, its flags already defined
+    if "scale" not in FLAGS:
+      define_flags()
+    entry = main
+  else:
+    for name in list(FLAGS):  # the CLI module defines its own
+      if name in FLAGS and _project_flag(name):
+        delattr(FLAGS, name)
+    entry = importlib.import_module(module).main
+  FLAGS.unparse_flags()
+  sys.argv = [module, *args]
+
+  def ready_then_main(argv):
+    os.write(ready_fd, repr(time.perf_counter()).encode())
+    os.close(ready_fd)
+    return entry(argv)
+
+  try:
+    cli.run(ready_then_main)  # exits with main's code (absl's app.run)
+    code = 0
+  except SystemExit as e:
+    if isinstance(e.code, str):
+      print(e.code, file=sys.stderr)
+    code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+  gc.collect()  # writers left to the garbage collector close (os._exit runs no finalizers)
+  return code
 
 
 def _python(module: str, *args: str) -> List[str]:
@@ -232,8 +427,22 @@ def _same_world(manifest: Optional[dict], scale: float, rows: Optional[int], see
 def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_dir: str,
                  work_dir: str, batch_size: int = 10000, base_steps: int = 60,
                  base_hash_buckets: int = 384, predict_rows: int = 1_000_000,
-                 stages=(), say=print) -> Dict[str, object]:
-  """Generates (when absent) and runs every stage; returns the record of this scale."""
+                 stages=(), say=print, runner: str = "spawn",
+                 jobs: int = 1) -> Dict[str, object]:
+  """Generates (when absent) and runs every stage; returns the record of this scale.
+
+  `runner` is how each stage runs: "spawn" (its own `python -m` process) or
+  "fork" (a child of this process, which imports TensorFlow once first:
+  `fork_stage`). `jobs` > 1 runs up to that many stages that do not need each
+  other's outputs at once (the three preprocessings, the three trainings,
+  evaluation and the exports, the predictions): their wall times then
+  include the others' competition for the cores.
+  """
+  if runner not in STAGE_RUNNERS:
+    raise ValueError(f"runner must be one of {STAGE_RUNNERS}, got {runner!r}")
+  fork_import_s = prepare_fork() if runner == "fork" else None  # (before ctr_zoo's import)
+  from ctr_zoo import checks  # pylint: disable=g-import-not-at-top
+  jobs = checks.positive_int(jobs, "jobs")
   from ctr_zoo.datasets import synthetic_fullscale as sf  # pylint: disable=g-import-not-at-top
   wanted = set(stages or STAGES)
   if not stages:  # a partial rerun keeps the other stages' outputs
@@ -246,24 +455,62 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
       "benchmark": "fullscale", "experiment": EXPERIMENT, "scale": scale,
       "git_revision": records.git_revision(), "machine": records.machine_description(),
       "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_before": os.getloadavg(),
-      "batch_size": batch_size, "stages": {}}
+      "batch_size": batch_size, "stage_runner": runner, "stage_jobs": jobs, "stages": {}}
+  if runner == "fork":
+    record["fork_parent_import_s"] = fork_import_s
   st = record["stages"]
 
-  def stage(name, argv, outputs, rows_done=None):
-    say(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(argv[2:])}")
-    if name != "generate":
-      for path in outputs:  # a stage starts from nothing (a train run would resume)
-        _remove(path)
-    result = run_stage(name, argv, logs, outputs, env)
+  queued = []
+
+  def stage(name, argv, outputs, rows_done=None, then=None):
+    """Queues a stage; `then(result)` adds what its outputs say once it ended (`run_queued`)."""
+    st[name] = {}  # (the record lists the stages in this order)
+    queued.append((name, argv, outputs, rows_done, then))
+
+  def finished(name, result, rows_done, then):
     if rows_done is not None:
       result["rows"] = rows_done
       result["rows_per_s"] = rows_done / result["wall_s"] if result["wall_s"] > 0 else None
     result["load_after"] = os.getloadavg()
     st[name] = result
-    say(f"    {result['wall_s']:.1f}s, peak RSS {result['peak_rss_bytes'] / 2**20:.0f} MiB, "
+    say(f"    {name}: {result['wall_s']:.1f}s, peak RSS "
+        f"{result['peak_rss_bytes'] / 2**20:.0f} MiB, "
         f"{result['disk_written_bytes'] / 2**20:.1f} MiB written"
         + (f", {result['rows_per_s']:,.0f} rows/s" if result.get("rows_per_s") else ""))
-    return result
+    if then is not None:
+      then(result)
+
+  def run_queued():
+    """Runs the queued stages, `jobs` at a time, each `then` as its stage ends."""
+    todo, running = list(queued), []
+    queued.clear()
+    try:
+      while todo or running:
+        while todo and len(running) < jobs:
+          name, argv, outputs, rows_done, then = todo.pop(0)
+          say(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(argv[2:])}")
+          if name != "generate":
+            for path in outputs:  # a stage starts from nothing (a train run would resume)
+              _remove(path)
+          running.append((start_stage(name, argv, logs, outputs, env, runner), rows_done, then))
+        for item in list(running):
+          try:
+            result = finish_stage(item[0], block=len(running) == 1)
+          except RuntimeError:  # (its process is reaped)
+            running.remove(item)
+            raise
+          if result is not None:
+            running.remove(item)
+            finished(item[0].name, result, item[1], item[2])
+        if len(running) > 1:
+          time.sleep(0.05)
+    finally:  # a stage failed: the others are stopped, not left behind
+      for item in running:
+        os.kill(item[0].pid, signal.SIGTERM)
+        os.waitpid(item[0].pid, 0)
+        item[0].log_file.close()
+        if item[0].ready_fd is not None:
+          os.close(item[0].ready_fd)
 
   # 1. The file.
   manifest = sf.read_manifest(data_dir)
@@ -277,17 +524,26 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
       args.append(f"--rows={rows}")
     n = rows or sf.FullScaleConfig(scale=scale).num_rows
     stage("generate", _python("benchmarks.fullscale", "generate", *args), [data_dir], n)
+    run_queued()
     manifest = sf.read_manifest(data_dir)
     st["generate"]["file_bytes"] = manifest["bytes"]
   days = manifest["files"]
   total_rows = sum(manifest["rows_per_day"])
   record.update(rows=total_rows, file_bytes=manifest["bytes"], world=manifest["world"],
                 rows_per_day=manifest["rows_per_day"])
-  record["oracle_test"] = oracle_test_metrics(days, sf.NUM_DAYS - 1)
 
   # 2. Preprocessing: min-count 10, every id, and the 10k-id reference tables.
   variants = {"min10": ["--min_count=10"], "all": ["--min_count=1"]}
   prep = {}
+
+  def prep_ids(out, per_field):
+    def then(result):
+      ids = spec_ids(out)
+      result["ids"] = sum(ids.values())
+      if per_field:
+        result["ids_per_field"] = ids
+    return then
+
   for key, extra in variants.items():
     out = os.path.join(work_dir, f"prep_{key}")
     prep[key] = out
@@ -295,17 +551,15 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
       stage(f"preprocess_{key}", _python(
           "experiments.preprocess", f"--input={','.join(days)}", f"--output={out}",
           "--spec=criteo", "--dense_transform=bucketize", f"--split=files:{sf.NUM_DAYS - 1}",
-          *extra), [out], total_rows)
-      ids = spec_ids(out)
-      st[f"preprocess_{key}"]["ids"] = sum(ids.values())
-      st[f"preprocess_{key}"]["ids_per_field"] = ids
+          *extra), [out], total_rows, prep_ids(out, True))
   prep["base"] = os.path.join(work_dir, "prep_base")
   if "preprocess_base" in wanted:
     stage("preprocess_base", _python(
         "experiments.preprocess", f"--input={days[0]}", f"--output={prep['base']}",
         "--spec=criteo", "--dense_transform=bucketize", "--split=random:0.98,0.01,0.01",
-        f"--hash_buckets={base_hash_buckets}"), [prep["base"]], manifest["rows_per_day"][0])
-    st["preprocess_base"]["ids"] = sum(spec_ids(prep["base"]).values())
+        f"--hash_buckets={base_hash_buckets}"), [prep["base"]], manifest["rows_per_day"][0],
+          prep_ids(prep["base"], False))
+  run_queued()
 
   # 3. Training, 1 epoch each (the reference at most base_steps steps).
   train_rows = sum(manifest["rows_per_day"][:-1])
@@ -326,49 +580,35 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
       overrides.append(f"trainer.max_steps={key_steps}")
     stage(name, _python("experiments.train", f"--experiment={EXPERIMENT}", f"--data={prep[key]}",
                         f"--model_dir={run}", "--noexport", "--noprogress",
-                        "--params_override=" + ",".join(overrides)), [run])
-    with open(os.path.join(run, "metrics.json")) as fh:
-      metrics = json.load(fh)
-    with open(os.path.join(run, "params.json")) as fh:
-      params = json.load(fh)
-    result = st[name]
-    result["examples"] = metrics["train"]["examples"]
-    result["steps"] = metrics["train"]["steps"]
-    result["train_seconds"] = metrics["train"]["train_seconds"]
-    result["examples_per_sec"] = metrics["train"]["examples_per_sec"]
-    result["rows"] = result["examples"]
-    result["rows_per_s"] = result["examples_per_sec"]
-    full_steps = result["examples"] // batch_size  # steps before a last, smaller batch
-    result.update(step_profile(tensorboard_windows(run), batch_size, full_steps))
-    result["params"] = metrics["params"]
-    result["test_auc"] = metrics["test"]["auc"]
-    result["test_logloss"] = metrics["test"]["logloss"]
-    ids = sum(spec_ids(prep[key]).values())
-    dim = int(params["model"]["params"].get("embedding", {}).get("dim", 16)
-              if isinstance(params["model"].get("params"), dict) else 16)
-    slots = _SLOTS.get(params["optimizer"]["embedding"], 0)
-    result.update(ids=ids, embedding_dim=dim, optimizer_slots=slots,
-                  embedding_formula_bytes=memory_formula(ids, dim, slots),
-                  checkpoint_bytes=latest_checkpoint_bytes(run))
+                        "--params_override=" + ",".join(overrides)), [run],
+          then=functools.partial(_train_figures, run=run, data=prep[key], batch_size=batch_size))
+  run_queued()
 
   # 4. Evaluation of the min-count-10 run on the test half of day 6.
   if "evaluate_min10" in wanted:
     out = os.path.join(work_dir, "evaluate_min10.json")
     with open(os.path.join(prep["min10"], "summary.json")) as fh:
       test_rows = json.load(fh)["rows"]["test"]
+
+    def evaluated(result, out=out):
+      with open(out) as fh:
+        result["auc"] = json.load(fh).get("auc")
+
     stage("evaluate_min10", _python("experiments.evaluate", f"--model_dir={runs['min10']}",
                                     "--eval_split=test", f"--metrics_json={out}", "--noprogress"),
-          [out], test_rows)
-    with open(out) as fh:
-      st["evaluate_min10"]["auc"] = json.load(fh).get("auc")
+          [out], test_rows, evaluated)
 
   # 5. Export, then predict through each export (the all-id one is reloaded there).
   for key in ("min10", "all"):
     out = os.path.join(work_dir, f"export_{key}")
     if f"export_{key}" in wanted:
+
+      def exported(result, out=out):
+        result["export_bytes"] = dir_bytes(out)
+
       stage(f"export_{key}", _python("experiments.export", f"--model_dir={runs[key]}",
-                                     f"--output={out}"), [out])
-      st[f"export_{key}"]["export_bytes"] = dir_bytes(out)
+                                     f"--output={out}"), [out], then=exported)
+  run_queued()
   predict_input = os.path.join(work_dir, "predict_input.tsv")
   n_predict = min(predict_rows, manifest["rows_per_day"][-1])
   if any(f"predict_{k}" in wanted for k in ("min10", "all")):
@@ -381,15 +621,51 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
                                     f"--export_dir={os.path.join(work_dir, 'export_' + key)}",
                                     f"--data={predict_input}", f"--output={out}", "--noprogress"),
           [out], n_predict)
-  startup = _startup_seconds(env)
+  run_queued()
+  # (After the stages: reading Parquet starts Arrow's thread pool, which a fork would copy.)
+  record["oracle_test"] = oracle_test_metrics(days, sf.NUM_DAYS - 1)
+  if runner == "fork":  # each stage's own start: fork to its CLI's main
+    starts = [r["start_s"] for r in st.values() if r.get("start_s") is not None]
+    startup = round(sorted(starts)[len(starts) // 2], 3) if starts else 0.0
+  elif any(not r.get("skipped") for r in st.values()):
+    startup = _startup_seconds(env)
+  else:  # nothing ran (a rerun that only found the days): nothing to correct
+    startup = 0.0
   record["startup_s"] = startup
   for result in st.values():  # training has its own rate: the trainer's (steady) ex/s
     if result.get("rows") and result.get("wall_s") and "examples_per_sec" not in result:
-      if result["wall_s"] > startup:
-        result["rows_per_s_after_startup"] = result["rows"] / (result["wall_s"] - startup)
+      start = result.get("start_s", startup)
+      if result["wall_s"] > start:
+        result["rows_per_s_after_startup"] = result["rows"] / (result["wall_s"] - start)
   record["load_after"] = os.getloadavg()
   record["targets"] = targets(record)
   return record
+
+
+def _train_figures(result: dict, run: str, data: str, batch_size: int) -> None:
+  """What a training run's files say: its metrics, step profile, tables and checkpoint sizes."""
+  with open(os.path.join(run, "metrics.json")) as fh:
+    metrics = json.load(fh)
+  with open(os.path.join(run, "params.json")) as fh:
+    params = json.load(fh)
+  result["examples"] = metrics["train"]["examples"]
+  result["steps"] = metrics["train"]["steps"]
+  result["train_seconds"] = metrics["train"]["train_seconds"]
+  result["examples_per_sec"] = metrics["train"]["examples_per_sec"]
+  result["rows"] = result["examples"]
+  result["rows_per_s"] = result["examples_per_sec"]
+  full_steps = result["examples"] // batch_size  # steps before a last, smaller batch
+  result.update(step_profile(tensorboard_windows(run), batch_size, full_steps))
+  result["params"] = metrics["params"]
+  result["test_auc"] = metrics["test"]["auc"]
+  result["test_logloss"] = metrics["test"]["logloss"]
+  ids = sum(spec_ids(data).values())
+  dim = int(params["model"]["params"].get("embedding", {}).get("dim", 16)
+            if isinstance(params["model"].get("params"), dict) else 16)
+  slots = _SLOTS.get(params["optimizer"]["embedding"], 0)
+  result.update(ids=ids, embedding_dim=dim, optimizer_slots=slots,
+                embedding_formula_bytes=memory_formula(ids, dim, slots),
+                checkpoint_bytes=latest_checkpoint_bytes(run))
 
 
 def _remove(path: str) -> None:
@@ -508,21 +784,25 @@ def _generate() -> int:
 
 
 def _run() -> int:
+  unknown = [s for s in FLAGS.stages if s not in STAGES]
+  if unknown:
+    print(f"error: unknown --stages {unknown}; stages are {', '.join(STAGES)}", file=sys.stderr)
+    return 2
+  if FLAGS.stage_jobs < 1:
+    print(f"error: --stage_jobs must be >= 1, got {FLAGS.stage_jobs}", file=sys.stderr)
+    return 2
   scale = FLAGS.scale
   data_dir = records.user_path(FLAGS.data_dir) if FLAGS.data_dir else default_data_dir(
       scale, FLAGS.rows, FLAGS.seed)
   from experiments import paths  # pylint: disable=g-import-not-at-top
   work_dir = records.user_path(FLAGS.work_dir) if FLAGS.work_dir else os.path.join(
       paths.runs_root(), "fullscale", f"scale{scale:g}")
-  unknown = [s for s in FLAGS.stages if s not in STAGES]
-  if unknown:
-    print(f"error: unknown --stages {unknown}; stages are {', '.join(STAGES)}", file=sys.stderr)
-    return 2
   try:
     record = run_pipeline(scale, FLAGS.rows, FLAGS.seed, FLAGS.gzip, data_dir, work_dir,
                           batch_size=FLAGS.batch_size, base_steps=FLAGS.base_steps,
                           base_hash_buckets=FLAGS.base_hash_buckets,
-                          predict_rows=FLAGS.predict_rows, stages=FLAGS.stages)
+                          predict_rows=FLAGS.predict_rows, stages=FLAGS.stages,
+                          runner=FLAGS.stage_runner, jobs=FLAGS.stage_jobs)
   except RuntimeError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

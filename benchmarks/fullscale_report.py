@@ -41,13 +41,27 @@ def _mib(v: Optional[float]) -> str:
   return "-" if v is None else f"{v / MIB:,.0f}"
 
 
+def _runner_note(record: dict) -> str:
+  if record.get("stage_runner") == "fork":
+    note = ("Every stage is a process forked from one that had imported TensorFlow "
+            f"(--stage_runner=fork): ~{record.get('startup_s', 0):.2f} s of its wall time is "
+            "start-up, and its peak RSS counts pages it inherits (not comparable with a "
+            "process of its own).")
+  else:
+    note = (f"Every stage is one process; its wall time includes the "
+            f"~{record.get('startup_s', 0):.0f} s a process takes to import TensorFlow.")
+  jobs = record.get("stage_jobs", 1)
+  if jobs > 1:
+    note += (f" Up to {jobs} stages at a time (--stage_jobs): a wall time includes the "
+             "others' competition for the cores.")
+  return note
+
+
 def stage_table(record: dict) -> str:
   """One scale: wall, rows/s, peak RSS, disk written per stage."""
   lines = [f"Scale {record['scale']:g}: {record['rows']:,} rows, {record['file_bytes'] / 2**30:.2f} "
            f"GiB of TSV; {record['machine']}; load after {record['load_after'][0]:.1f}; git "
-           f"{record['git_revision']}, {record['time']}. Every stage is one process; its wall "
-           f"time includes the ~{record.get('startup_s', 0):.0f} s a process takes to import "
-           "TensorFlow.", "",
+           f"{record['git_revision']}, {record['time']}. {_runner_note(record)}", "",
            "| stage | wall s | rows | rows/s | rows/s after start-up | peak RSS MiB | "
            "disk written MiB |",
            "|---|---|---|---|---|---|---|"]

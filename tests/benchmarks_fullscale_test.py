@@ -140,12 +140,70 @@ def test_growth_exponent():
   assert fullscale_report.growth(recs, "s", "wall_s") == pytest.approx(1.0)
 
 
+def test_run_stage_spawn_measures_the_process_and_names_a_failure(tmp_path):
+  """The spawn runner: a `python` process's wall / cpu / peak RSS, its output in the log."""
+  out = tmp_path / "out.txt"
+  code = f"open({str(out)!r}, 'w').write('x' * 1000); print('hello')"
+  r = fullscale.run_stage("s", [sys.executable, "-c", code], str(tmp_path), [str(out)])
+  assert r["runner"] == "spawn" and r["wall_s"] > 0 and r["cpu_s"] >= 0
+  assert r["peak_rss_bytes"] > 0 and r["disk_written_bytes"] == 1000
+  with open(r["log"]) as fh:
+    assert fh.read() == "hello\n"
+  with pytest.raises(RuntimeError, match=r"stage bad failed \(exit 3\); log .*bad.log"):
+    fullscale.run_stage("bad", [sys.executable, "-c", "import sys; sys.exit(3)"], str(tmp_path),
+                        [])
+  with pytest.raises(ValueError, match="python -m"):
+    fullscale.fork_stage([sys.executable, "-c", "pass"], 1, {})
+
+
+def _stage(wall, **extra):
+  return {"wall_s": wall, "peak_rss_bytes": 1, "cpu_s": wall, "disk_written_bytes": 0, **extra}
+
+
+def test_merge_record_partial_keeps_the_other_stages_and_scales(tmp_path):
+  """A --stages rerun replaces its stages (marked "rerun") in its scale's record, keeps the rest."""
+  path = str(tmp_path / "sub" / "fullscale.json")
+  full = {"scale": 0.01, "time": "t0", "git_revision": "g0", "rows": 10,
+          "stages": {"generate": _stage(5.0, rows=10), "preprocess_min10": _stage(2.0, rows=10),
+                     "train_all": _stage(9.0, steady_examples_per_sec=100.0)}}
+  other = {"scale": 0.1, "time": "t0", "git_revision": "g0", "rows": 100, "stages": {}}
+  fullscale.merge_record(path, full)
+  fullscale.merge_record(path, other)
+  partial = {"scale": 0.01, "time": "t1", "git_revision": "g1", "rows": 10,
+             "stages": {"generate": {"skipped": True, "rows": 10, "file_bytes": 1},
+                        "preprocess_min10": _stage(1.0, rows=10, rows_per_s=10.0)}}
+  fullscale.merge_record(path, partial, partial=True)
+  with open(path) as fh:
+    recs = json.load(fh)["records"]
+  assert [r["scale"] for r in recs] == [0.01, 0.1] and recs[1] == other
+  st = recs[0]["stages"]
+  assert st["generate"] == full["stages"]["generate"]  # a reused file keeps its measurement
+  assert st["train_all"] == full["stages"]["train_all"]
+  assert st["preprocess_min10"]["wall_s"] == 1.0
+  assert st["preprocess_min10"]["rerun"] == {"time": "t1", "git_revision": "g1"}
+  assert recs[0]["time"] == "t0"
+  assert recs[0]["targets"]["preprocess_rows_per_s>=250k"] == {"value": 10.0, "met": False}
+  # Not partial: the scale's record is replaced whole.
+  fullscale.merge_record(path, partial)
+  with open(path) as fh:
+    assert json.load(fh)["records"][0]["stages"] == partial["stages"]
+
+
 def test_pipeline_end_to_end_writes_a_well_formed_record(tmp_path):
-  """`benchmarks.fullscale run --scale=0.0001`: every stage runs and the record is complete."""
+  """`benchmarks.fullscale run --scale=0.0001`: every stage runs, the record is whole.
+
+  The fork runner, two stages at a time where they are independent: a check
+  of the pipeline and its record (the records themselves use spawn, one at a
+  time).
+
+  Then a rerun of no stage in this process reuses the generated days and its
+  partial record keeps the other stages' figures and outputs.
+  """
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": paths.REPO_ROOT}
   cmd = [sys.executable, "-m", "benchmarks.fullscale", "run", f"--scale={SCALE}",
          "--batch_size=256", "--base_steps=4", f"--data_dir={tmp_path / 'days'}",
-         f"--work_dir={tmp_path / 'work'}", f"--results={tmp_path / 'results'}"]
+         f"--work_dir={tmp_path / 'work'}", f"--results={tmp_path / 'results'}",
+         "--stage_runner=fork", "--stage_jobs=2"]
   proc = subprocess.run(cmd, cwd=paths.REPO_ROOT, env=env, capture_output=True, text=True,
                         timeout=600, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -155,15 +213,23 @@ def test_pipeline_end_to_end_writes_a_well_formed_record(tmp_path):
   r = recs[0]
   assert r["rows"] == round(sf.KAGGLE_ROWS * SCALE)
   assert set(r["stages"]) == set(fullscale.STAGES)
+  assert r["stage_runner"] == "fork" and r["stage_jobs"] == 2 and r["fork_parent_import_s"] > 0
   for name, s in r["stages"].items():
     assert s["wall_s"] > 0 and s["peak_rss_bytes"] > 0 and s["disk_written_bytes"] >= 0, name
+    assert s["runner"] == "fork" and 0 < s["start_s"] < s["wall_s"], name
+    with open(s["log"]) as fh:
+      assert "Traceback" not in fh.read(), name
+  assert 0 < r["startup_s"] < r["fork_parent_import_s"]
   for key in ("min10", "all", "base"):
     t = r["stages"][f"train_{key}"]
     for field in ("step_s_start", "step_s_middle", "step_s_end", "steady_examples_per_sec",
                   "embedding_formula_bytes", "checkpoint_bytes"):
       assert t[field] > 0, (key, field)
     assert t["embedding_formula_bytes"] == t["ids"] * 16 * 4 * 3
+    assert 0 <= t["test_auc"] <= 1, key  # (base: 3 steps and 9 test rows, often 0.5)
   assert r["stages"]["train_all"]["ids"] > r["stages"]["train_min10"]["ids"]
+  assert r["stages"]["evaluate_min10"]["auc"] == pytest.approx(
+      r["stages"]["train_min10"]["test_auc"], abs=1e-6)
   assert r["stages"]["export_all"]["export_bytes"] > 0
   predicted = pq.read_table(tmp_path / "work" / "predictions_all.parquet")
   assert predicted.num_rows == r["stages"]["predict_all"]["rows"] == r["rows_per_day"][-1]
@@ -173,13 +239,18 @@ def test_pipeline_end_to_end_writes_a_well_formed_record(tmp_path):
   text = fullscale_report.render(str(tmp_path / "results" / "fullscale.json"),
                                  str(tmp_path / "results"))
   assert "| train_all |" in text and "Projection, not a measurement" in text
-  # A rerun of some stages reuses the generated days and keeps the other stages' figures.
-  proc = subprocess.run(cmd + ["--stages=preprocess_min10"], cwd=paths.REPO_ROOT,
-                        env=env, capture_output=True, text=True, timeout=300, check=False)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "reused" in proc.stdout
+  assert "--stage_runner=fork" in text and "Up to 2 stages at a time" in text
+  # A rerun (--stages) reuses the generated days and keeps the other stages' figures and outputs.
+  said = []
+  again = fullscale.run_pipeline(SCALE, None, 0, False, str(tmp_path / "days"),
+                                 str(tmp_path / "work"), batch_size=256, base_steps=4,
+                                 stages=["generate"], say=said.append)
+  assert any("reused" in line for line in said), said
+  assert again["stages"] == {"generate": {"skipped": True, "rows": r["rows"],
+                                          "file_bytes": r["file_bytes"]}}
+  assert again["startup_s"] == 0.0  # nothing ran: no start-up probe
+  assert (tmp_path / "work" / "predictions_all.parquet").exists()
+  fullscale.merge_record(str(tmp_path / "results" / "fullscale.json"), again, partial=True)
   with open(tmp_path / "results" / "fullscale.json") as fh:
-    again = json.load(fh)["records"]
-  assert len(again) == 1
-  assert "rerun" in again[0]["stages"]["preprocess_min10"]
-  assert again[0]["stages"]["train_all"] == r["stages"]["train_all"]
+    merged = json.load(fh)["records"]
+  assert len(merged) == 1 and merged[0]["stages"] == r["stages"]
