@@ -184,8 +184,13 @@ class ModelZooTest(testing.TestCase, parameterized.TestCase):
     after = full_loss(model, x, y)
     self.assertLess(after, before - 0.01, f"{name}: loss {before:.4f} -> {after:.4f}")
 
+    # Both formats, each with its own numeric check. The SavedModel is written
+    # without per-layer traces (load_model rebuilds registered layers from their
+    # configs either way): predict above and the training step already trace
+    # the whole model in graph mode, and models_mixed_precision_test keeps a
+    # traced SavedModel round trip.
     probe = {k: v[:BATCH] for k, v in x.items()}
-    expected = self.assertSameAfterReload(model, probe)
+    expected = self.assertSameAfterReload(model, probe, save_traces=False)
     self.assertEqual(expected.shape, (BATCH, 1))
     self.assertAllInRange(expected, 0.0, 1.0)
 

@@ -47,10 +47,13 @@ class TestCase(tf.test.TestCase):
   def make_temp_dir(self) -> str:
     return tempfile.mkdtemp(dir=self.get_temp_dir())
 
-  def save_and_reload(self, model, fmt: str = "keras"):
+  def save_and_reload(self, model, fmt: str = "keras", save_traces: bool = True):
     """Saves `model` as `.keras` or SavedModel ("tf") and reloads it with plain load_model.
 
     No custom_objects are passed: registration in ctr_zoo must be enough.
+    `save_traces=False` writes a SavedModel without the traced call functions
+    of every layer (load_model rebuilds the layers from their configs either
+    way, as the classes are registered); it applies to "tf" only.
     """
     directory = self.make_temp_dir()
     if fmt == "keras":
@@ -58,16 +61,17 @@ class TestCase(tf.test.TestCase):
       model.save(path)
     elif fmt in ("tf", "saved_model"):
       path = os.path.join(directory, "saved_model")
-      model.save(path, save_format="tf")
+      model.save(path, save_format="tf", save_traces=save_traces)
     else:
       raise ValueError(f"fmt must be 'keras' or 'tf', got {fmt!r}")
     return tf.keras.models.load_model(path)
 
-  def assertSameAfterReload(self, model, inputs, fmts=("keras", "tf"), atol=1e-6):  # pylint: disable=invalid-name
+  def assertSameAfterReload(self, model, inputs, fmts=("keras", "tf"), atol=1e-6,  # pylint: disable=invalid-name
+                             save_traces=True):
     """Saves and reloads in each format and checks the predictions are equal."""
     expected = model(inputs, training=False)
     for fmt in fmts:
-      restored = self.save_and_reload(model, fmt)
+      restored = self.save_and_reload(model, fmt, save_traces=save_traces)
       got = restored(inputs, training=False)
       self.assertAllClose(expected, got, rtol=0, atol=atol, msg=f"after {fmt} reload")
     return expected

@@ -611,15 +611,25 @@ class CliErrorsTest(_CliCase):
 
   def test_real_processes_print_one_line(self):
     """The real train process on a bad flag, an unknown experiment and a missing file: exactly one stderr line each (no TensorFlow start-up lines), exit 2."""
-    for args, expected in (
+    cases = (
         (["--bogus_flag=1"], "Unknown command line flag 'bogus_flag'"),
         (["--experiment=dnn_nowhere"], "unknown experiment 'dnn_nowhere'"),
         (["--experiment=dnn_criteo", "--data=missing.tsv"], "--data file 'missing.tsv' does not"),
-    ):
-      proc = subprocess.run([sys.executable, "-m", "experiments.train"] + args,
-                            cwd=testing.PROJECT_ROOT, env=_env(self.cache), capture_output=True,
-                            timeout=TIMEOUT, check=False)
-      err = proc.stderr.decode()
+    )
+    # The three processes run at once (each mostly imports TensorFlow).
+    procs = [subprocess.Popen([sys.executable, "-m", "experiments.train"] + args,
+                              cwd=testing.PROJECT_ROOT, env=_env(self.cache),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for args, _ in cases]
+    try:
+      outputs = [proc.communicate(timeout=TIMEOUT) for proc in procs]
+    finally:
+      for proc in procs:
+        if proc.poll() is None:
+          proc.kill()
+          proc.wait()
+    for (_, expected), proc, (_, err) in zip(cases, procs, outputs):
+      err = err.decode()
       self.assertEqual(proc.returncode, 2, err)
       _one_line(self, err)
       self.assertIn(expected, err)
