@@ -15,12 +15,23 @@ def layer_norm(c, scale, shift, eps=1e-5):
   return (c - mean) / np.sqrt(var + eps) * scale + shift
 
 
-def numpy_self_mask(x0, layer):
-  """c = x W; m = ReLU(LN(c)); H = [c; c m][:d]; x' = (x0 or x) (.) (H + b) + x."""
+def batch_norm(c, norm, training, eps=1e-5):
+  """One channel: training uses the mean and (biased) variance of every element of c."""
+  if training:
+    mean, var = c.mean(), c.var()
+  else:
+    mean, var = norm.moving_mean.numpy()[0], norm.moving_variance.numpy()[0]
+  return (c - mean) / np.sqrt(var + eps) * norm.gamma.numpy()[0] + norm.beta.numpy()[0]
+
+
+def numpy_self_mask(x0, layer, training=False):
+  """c = x W [BN(c)]; m = ReLU(LN(c)); H = [c; c m][:d]; x' = (x0 or x) (.) (H + b) + x."""
   d = x0.shape[-1]
   x = x0
   for l in range(layer.num_layers):
     c = x @ layer.kernels[l].numpy()
+    if layer.batch_norm:
+      c = batch_norm(c, layer.batch_norm_layers[l], training)
     if layer.layer_norm:
       m = np.maximum(layer_norm(c, layer.norm_scales[l].numpy(), layer.norm_shifts[l].numpy()), 0)
     else:
@@ -44,6 +55,27 @@ class SelfMaskCrossNetTest(testing.TestCase, parameterized.TestCase):
     for v in layer.norm_scales + layer.norm_shifts:
       v.assign(self.rng.normal(size=v.shape).astype(np.float32))
     self.assertAllClose(layer(x0), numpy_self_mask(x0, layer), rtol=1e-4, atol=1e-5)
+
+  @parameterized.named_parameters(("linear", "linear"), ("exponential", "exponential"))
+  def test_batch_norm_matches_numpy_in_training_and_inference(self, kind):
+    x0 = (0.5 * self.rng.normal(size=(16, 6))).astype(np.float32)
+    layer = SelfMaskCrossNet(2, kind=kind, batch_norm=True,
+                             bias_initializer=tf.keras.initializers.RandomUniform(0.0, 1.0))
+    layer.build((None, 6))
+    for norm in layer.batch_norm_layers:
+      norm.gamma.assign([1.7])
+      norm.beta.assign([-0.3])
+      norm.moving_mean.assign([0.4])
+      norm.moving_variance.assign([2.5])
+    self.assertAllClose(layer(x0, training=False), numpy_self_mask(x0, layer, training=False),
+                        rtol=1e-4, atol=1e-5)
+    expected = numpy_self_mask(x0, layer, training=True)
+    # Layer 0's statistics are those of c_0 = x0 W_0; the moving mean moves 10% towards them.
+    c0 = x0 @ layer.kernels[0].numpy()
+    self.assertAllClose(layer(x0, training=True), expected, rtol=1e-4, atol=1e-4)
+    self.assertAllClose(layer.batch_norm_layers[0].moving_mean.numpy(),
+                        [0.9 * 0.4 + 0.1 * c0.mean()], rtol=1e-5, atol=1e-6)
+    self.assertLen(layer.batch_norm_layers[0].weights, 4)
 
   def test_exact_values_from_constant_initializers(self):
     # d = 2, h = 1, W = [[1], [1]], no layer norm: c = x1 + x2 = 3; m = ReLU(3) = 3;
@@ -93,11 +125,12 @@ class SelfMaskCrossNetTest(testing.TestCase, parameterized.TestCase):
       SelfMaskCrossNet(1, dropout=1.0)
 
   def test_config_round_trip_and_reload(self):
-    layer = SelfMaskCrossNet(2, kind="exponential", dropout=0.1)
+    layer = SelfMaskCrossNet(2, kind="exponential", dropout=0.1, batch_norm=True)
     self.assertEqual(SelfMaskCrossNet.from_config(layer.get_config()).get_config(),
                      layer.get_config())
     inputs = tf.keras.Input((6,))
-    model = tf.keras.Model(inputs, SelfMaskCrossNet(2, kind="exponential", name="ecn")(inputs))
+    model = tf.keras.Model(inputs, SelfMaskCrossNet(2, kind="exponential", batch_norm=True,
+                                                    name="ecn")(inputs))
     self.assertSameAfterReload(model, self.rng.normal(size=(4, 6)).astype(np.float32))
 
 

@@ -39,6 +39,23 @@ class DCNv3Test(testing.TestCase):
     self.assertEqual(model.get_layer("exponential_cross").kind, "exponential")
     self.assertEqual(model.get_layer("linear_cross").kind, "linear")
 
+  def test_authors_code_options_batch_norm_and_uniform_biases(self):
+    model = models.build("dcnv3", self.spec, **small_overrides(
+        "dcnv3", batch_norm=True, bias_initializer="uniform"))
+    for name in ("exponential_cross", "linear_cross"):
+      cross = model.get_layer(name)
+      self.assertTrue(cross.batch_norm)
+      self.assertLen(cross.batch_norm_layers, cross.num_layers)
+      b = np.concatenate([v.numpy() for v in cross.biases])
+      self.assertTrue(np.all((b >= 0) & (b < 1)) and b.std() > 0.1, name)
+    plain = models.build("dcnv3", self.spec, **small_overrides("dcnv3"))
+    self.assertFalse(plain.get_layer("linear_cross").batch_norm)
+    self.assertAllEqual(plain.get_layer("linear_cross").biases[0].numpy(),
+                        np.zeros_like(plain.get_layer("linear_cross").biases[0].numpy()))
+    self.assertSameAfterReload(model, self.x)
+    with self.assertRaisesRegex(ValueError, "bias_initializer"):
+      models.build("dcnv3", self.spec, **small_overrides("dcnv3", bias_initializer="ones"))
+
   def test_tri_bce_matches_numpy(self):
     model = models.build("dcnv3", self.spec, **small_overrides(
         "dcnv3", deep_dropout=0.0, shallow_dropout=0.0))  # no dropout: same heads twice

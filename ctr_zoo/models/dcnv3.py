@@ -12,6 +12,9 @@ from ctr_zoo.models import base
 from ctr_zoo.models import parts as parts_lib
 from ctr_zoo.models.registry import register_model
 
+# Cross bias initializers by name: "uniform" is uniform [0, 1) (the authors' code).
+BIAS_INITIALIZERS = ("zeros", "uniform")
+
 
 @dataclasses.dataclass(frozen=True)
 class DCNv3Config:
@@ -27,6 +30,10 @@ class DCNv3Config:
     deep_dropout: float. Dropout after each exponential layer. Defaults to 0.1.
     shallow_dropout: float. Dropout after each linear layer. Defaults to 0.3.
     layer_norm: bool. Layer norm inside the self-mask. Defaults to True.
+    batch_norm: bool. Batch norm of each layer's c_l (the authors' code;
+      `SelfMaskCrossNet`). Defaults to False.
+    bias_initializer: str. Initializer of the cross biases b_l: "zeros" or
+      "uniform" (uniform [0, 1), the authors' code). Defaults to "zeros".
     tri_bce: bool. Train with the Tri-BCE loss (see `DCNv3.training_loss`);
       False: plain BCE on the averaged logit. Defaults to True.
     cross_l2: float. L2 on the cross kernels. Defaults to 0.0.
@@ -37,6 +44,8 @@ class DCNv3Config:
   deep_dropout: float = 0.1
   shallow_dropout: float = 0.3
   layer_norm: bool = True
+  batch_norm: bool = False
+  bias_initializer: str = "zeros"
   tri_bce: bool = True
   cross_l2: float = 0.0
   embedding: base.EmbeddingConfig = dataclasses.field(default_factory=base.EmbeddingConfig)
@@ -49,6 +58,9 @@ class DCNv3Config:
     checks.fraction(self.deep_dropout, f"{owner}.deep_dropout", error=error)
     checks.fraction(self.shallow_dropout, f"{owner}.shallow_dropout", error=error)
     checks.boolean(self.layer_norm, f"{owner}.layer_norm", error=error)
+    checks.boolean(self.batch_norm, f"{owner}.batch_norm", error=error)
+    checks.choice(self.bias_initializer, f"{owner}.bias_initializer", BIAS_INITIALIZERS,
+                  error=error)
     checks.boolean(self.tri_bce, f"{owner}.tri_bce", error=error)
     checks.non_negative(self.cross_l2, f"{owner}.cross_l2", error=error)
 
@@ -73,12 +85,16 @@ class DCNv3(base.CTRModel):
   def build_logit(cls, parts, config):
     x0 = parts.flat_input()  # (B, D)
     regularizer = parts_lib.l2_or_none(config.cross_l2)
-    deep = smcn_lib.SelfMaskCrossNet(
-        config.num_deep_cross_layers, kind="exponential", layer_norm=config.layer_norm,
-        dropout=config.deep_dropout, kernel_regularizer=regularizer, name="exponential_cross")(x0)
-    shallow = smcn_lib.SelfMaskCrossNet(
-        config.num_shallow_cross_layers, kind="linear", layer_norm=config.layer_norm,
-        dropout=config.shallow_dropout, kernel_regularizer=regularizer, name="linear_cross")(x0)
+    common = dict(layer_norm=config.layer_norm, batch_norm=config.batch_norm,
+                  kernel_regularizer=regularizer,
+                  bias_initializer=(tf.keras.initializers.RandomUniform(0.0, 1.0)
+                                    if config.bias_initializer == "uniform" else "zeros"))
+    deep = smcn_lib.SelfMaskCrossNet(config.num_deep_cross_layers, kind="exponential",
+                                     dropout=config.deep_dropout, name="exponential_cross",
+                                     **common)(x0)
+    shallow = smcn_lib.SelfMaskCrossNet(config.num_shallow_cross_layers, kind="linear",
+                                        dropout=config.shallow_dropout, name="linear_cross",
+                                        **common)(x0)
     logits = [parts_lib.head(deep, name="deep_head"), parts_lib.head(shallow, name="shallow_head")]
     return tf.keras.layers.Average(name="dcnv3_logit")(logits)  # (B, 1)
 
