@@ -6,7 +6,6 @@ towers small, to keep the file fast.
 """
 
 import dataclasses
-import os
 
 from absl import logging
 from absl.testing import parameterized

@@ -10,7 +10,6 @@ Processes started here run on this machine only, are bounded in time and are
 stopped by pid.
 """
 
-import contextlib
 import glob
 import gzip
 import io
