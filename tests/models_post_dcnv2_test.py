@@ -48,8 +48,10 @@ class DCNv3Test(testing.TestCase):
       self.assertLen(cross.batch_norm_layers, cross.num_layers)
       b = np.concatenate([v.numpy() for v in cross.biases])
       self.assertTrue(np.all((b >= 0) & (b < 1)) and b.std() > 0.1, name)
-    plain = models.build("dcnv3", self.spec, **small_overrides("dcnv3"))
+    plain = models.build("dcnv3", self.spec, **small_overrides("dcnv3", batch_norm=False))
     self.assertFalse(plain.get_layer("linear_cross").batch_norm)
+    self.assertTrue(models.build("dcnv3", self.spec, **small_overrides("dcnv3")).get_layer(
+        "linear_cross").batch_norm)  # the default
     self.assertAllEqual(plain.get_layer("linear_cross").biases[0].numpy(),
                         np.zeros_like(plain.get_layer("linear_cross").biases[0].numpy()))
     self.assertSameAfterReload(model, self.x)
