@@ -55,6 +55,12 @@ class DCNv3Test(testing.TestCase):
     self.assertAllEqual(plain.get_layer("linear_cross").biases[0].numpy(),
                         np.zeros_like(plain.get_layer("linear_cross").biases[0].numpy()))
     self.assertSameAfterReload(model, self.x)
+    # A file saved before `batch_norm` existed (no such key) rebuilds without batch norm.
+    config = plain.get_config()
+    del config["config"]["batch_norm"]
+    old = type(plain).from_config(config)
+    self.assertFalse(old.get_layer("exponential_cross").batch_norm)
+    self.assertEqual(old.count_params(), plain.count_params())
     with self.assertRaisesRegex(ValueError, "bias_initializer"):
       models.build("dcnv3", self.spec, **small_overrides("dcnv3", bias_initializer="ones"))
 

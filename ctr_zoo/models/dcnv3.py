@@ -50,6 +50,8 @@ class DCNv3Config:
   tri_bce: bool = True
   cross_l2: float = 0.0
   embedding: base.EmbeddingConfig = dataclasses.field(default_factory=base.EmbeddingConfig)
+  # Files saved before `batch_norm` existed were built without it.
+  saved_defaults = {"batch_norm": False}
 
   def __post_init__(self):
     owner, error = "DCNv3Config", base.ModelConfigError
