@@ -47,7 +47,6 @@ from typing import Any, Mapping, Optional
 
 import tensorflow as tf
 
-from ctr_zoo import checks
 from ctr_zoo.feature_columns import spec as spec_lib
 from ctr_zoo.layers import mlp as mlp_lib
 from ctr_zoo.layers import tower as tower_lib
