@@ -337,10 +337,6 @@ class CTRModel(tf.keras.Model):
     if unknown:
       raise ModelConfigError(f"{cls.__name__}.from_config: unknown keys {unknown}")
     model_config = dict(config.get("config") or {})
-    # A field added with a default other than what earlier files built: such a file (no value
-    # saved) rebuilds what it was trained with (the config class's `saved_defaults`).
-    for key, value in getattr(cls.config_class, "saved_defaults", {}).items():
-      model_config.setdefault(key, value)
     if "embedding" in _sections(cls.config_class) and "embedding" not in model_config:
       # Saved before the embedding section existed: the saved spec holds the widths.
       model_config["embedding"] = {"dim": None}

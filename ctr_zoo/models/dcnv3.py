@@ -31,8 +31,8 @@ class DCNv3Config:
     shallow_dropout: float. Dropout after each linear layer. Defaults to 0.3.
     layer_norm: bool. Layer norm inside the self-mask. Defaults to True.
     batch_norm: bool. Batch norm of each layer's c_l (the authors' code;
-      `SelfMaskCrossNet`). Defaults to True, chosen by 5-fold CV on the
-      Criteo sample and Frappe (benchmarks/results/tuning.md).
+      `SelfMaskCrossNet`). Defaults to False (on in the Frappe experiments,
+      by 5-fold CV: benchmarks/results/tuning.md).
     bias_initializer: str. Initializer of the cross biases b_l: "zeros" or
       "uniform" (uniform [0, 1), the authors' code). Defaults to "zeros".
     tri_bce: bool. Train with the Tri-BCE loss (see `DCNv3.training_loss`);
@@ -45,13 +45,11 @@ class DCNv3Config:
   deep_dropout: float = 0.1
   shallow_dropout: float = 0.3
   layer_norm: bool = True
-  batch_norm: bool = True
+  batch_norm: bool = False
   bias_initializer: str = "zeros"
   tri_bce: bool = True
   cross_l2: float = 0.0
   embedding: base.EmbeddingConfig = dataclasses.field(default_factory=base.EmbeddingConfig)
-  # Files saved before `batch_norm` existed were built without it.
-  saved_defaults = {"batch_norm": False}
 
   def __post_init__(self):
     owner, error = "DCNv3Config", base.ModelConfigError
