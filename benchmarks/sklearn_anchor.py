@@ -4,6 +4,7 @@ r"""Benchmark-only anchor: scikit-learn LogisticRegression on one-hot features o
   python -m benchmarks.sklearn_anchor --anchor_experiment=lr_criteo --data=PATH
   python -m benchmarks.sklearn_anchor --data=PATH --folds=5   # 5-fold cross-validation
   python -m benchmarks.sklearn_anchor --anchor_experiment=lr_avazu --folds=5
+  python -m benchmarks.sklearn_anchor --anchor_experiment=lr_synthetic   # the built-in data
 
 A well-regularised linear model on one-hot features is the small-data bar
 every deep model should clear. The rows of train / valid / test are exactly
@@ -39,7 +40,8 @@ min_count are chosen on each fold's valid rows), writing one record per fold
 with data label `<data>_<K>fold` and `fold` = f, as `benchmarks.auc --folds=K`
 labels its runs, so the tables average the anchor over the same folds.
 
-The experiment must read one file (data.path; no separate valid / test
+The experiment must read one file (data.path, or the built-in synthetic TSV,
+generated and cached as the deep models' runs do; no separate valid / test
 files). Records are appended to <results>/auc_records.jsonl (--results,
 default runs/benchmarks/, the same file `benchmarks.auc` renders) and, only
 with --record=benchmarks/results/auc_records.jsonl, to the tracked records.
@@ -131,17 +133,18 @@ def token_fields(spec) -> list:
   return out
 
 
-def read_tokens(cfg) -> tuple:
+def read_tokens(cfg, path: str = "") -> tuple:
   """(labels int8 (n,), token DataFrame (n, fields)) of the experiment's file, rows in line order.
 
   Read with the project's reader and the experiment's (unfitted) spec, so
   every format and every bad-row error of the pipeline applies.
   """
+  path = path or source_path(cfg)
   spec = data_lib.load_spec_arg(cfg.data.spec, cfg.data)
   fields = token_fields(spec)
   labels, keys, columns = [], [], {name: [] for name, *_ in fields}
   options = data_lib.reader_options(cfg.data)
-  for batch in readers.read_batches(cfg.data.path, spec, **options):
+  for batch in readers.read_batches(path, spec, **options):
     labels.append(batch.table.column(spec.label).to_numpy(zero_copy_only=False))
     keys.append(batch.row_keys)
     for name, raw, derive, kind in fields:
@@ -155,7 +158,7 @@ def read_tokens(cfg) -> tuple:
       columns[name].append(tokens)
   keys = np.concatenate(keys)
   if not np.array_equal(keys, np.arange(len(keys))):
-    raise UsageError(f"{cfg.data.path}: rows were skipped or reordered by the reader; the anchor "
+    raise UsageError(f"{path}: rows were skipped or reordered by the reader; the anchor "
                      "needs every row (fix the file or use on_bad_rows=error)")
   y = np.concatenate(labels).astype(np.int8)
   return y, pd.DataFrame({name: np.concatenate(parts) for name, parts in columns.items()})
@@ -179,22 +182,32 @@ def one_hot(tok: pd.DataFrame, train_mask: np.ndarray, min_count: int):
   return sparse.csr_matrix((np.ones(len(col), np.float32), (row, col)), shape=(n, offset))
 
 
-def fold_config(experiment: str, data: str = "", folds: int = 0, fold: int = 0):
+def fold_config(experiment: str, data: str = "", folds: int = 0, fold: int = 0,
+                overrides: str = ""):
   """The resolved config of `experiment` with --data and, for folds >= 2, fold `fold` of K-fold.
 
   The same overrides `benchmarks.auc --folds` applies, so the split is that
-  of the deep models' runs on the same fold.
+  of the deep models' runs on the same fold. `overrides` (dotted, as
+  --params_override) come first, e.g. `data.synthetic_rows=3000`.
   """
-  overrides = f"data.split=kfold,data.folds={folds},data.fold={fold}" if folds else ""
+  kfold = f"data.split=kfold,data.folds={folds},data.fold={fold}" if folds else ""
+  overrides = ",".join(o for o in (overrides, kfold) if o)
   try:
     cfg = runner.resolve_config(experiment, overrides, data)
   except (KeyError, ValueError) as e:  # ConfigError is a ValueError
     raise UsageError(e.args[0] if isinstance(e, KeyError) and e.args else str(e)) from e
-  if cfg.data.source != "file" or getattr(cfg.data, "valid_path", "") or getattr(
-      cfg.data, "test_path", ""):
+  if cfg.data.source not in ("file", "synthetic") or getattr(cfg.data, "valid_path", "") or \
+      getattr(cfg.data, "test_path", ""):
     raise UsageError(f"--anchor_experiment={experiment}: the sklearn anchor reads one data file "
-                     "(data.path), not generated data or separate valid / test files")
+                     "(data.path or the built-in synthetic file), not separate valid / test files")
   return cfg
+
+
+def source_path(cfg) -> str:
+  """The one file the experiment reads: data.path, or the cached synthetic TSV (generated if absent)."""
+  if cfg.data.source == "synthetic":
+    return data_lib.synthetic_source(cfg.data)
+  return cfg.data.path
 
 
 def split_masks(cfg, num_rows: int) -> dict:
@@ -239,6 +252,8 @@ def anchor_record(cfg, path: str, y: np.ndarray, masks: dict, best: dict) -> dic
   p = {s: clf.predict_proba(x[masks[s]])[:, 1] for s in ("valid", "test")}
   kfold = cfg.data.split == "kfold"
   split = data_lib._split_of(cfg.data, 1)  # pylint: disable=protected-access
+  oracle = (synthetic.split_oracle_metrics([path], split, "test")
+            if os.path.exists(path + synthetic.ORACLE_SUFFIX) else {})
   split_config = ({"folds": cfg.data.folds, "fold": cfg.data.fold,
                    "valid_fraction": split.valid_fraction, "seed": split.seed} if kfold else
                   {"fractions": list(split.fractions), "seed": split.seed})
@@ -255,7 +270,7 @@ def anchor_record(cfg, path: str, y: np.ndarray, masks: dict, best: dict) -> dic
       "valid_logloss": synthetic.logloss(y[masks["valid"]], p["valid"]),
       "params": int(x.shape[1]) + 1, "train_seconds": best["seconds"],
       "examples_per_sec": int(masks["train"].sum()) * len(best["sweep"]) / best["seconds"],
-      "oracle_auc": None, "oracle_logloss": None,
+      "oracle_auc": oracle.get("auc"), "oracle_logloss": oracle.get("logloss"),
       "config": {"min_count": best["min_count"], "C": best["C"],
                  "int_buckets": "floor(ln(x)^2) for x > 2, else floor(x)", "sweep": best["sweep"],
                  "split": split_config},
@@ -264,15 +279,15 @@ def anchor_record(cfg, path: str, y: np.ndarray, masks: dict, best: dict) -> dic
 
 
 def run(experiment: str, data: str, folds: int, c_grid, min_counts, results: str,
-        tracked: str, say=print) -> list:
+        tracked: str, say=print, overrides: str = "") -> list:
   """Fits the anchor on the experiment's split (or each of `folds` folds); returns the records."""
   if folds == 1 or folds < 0:
     raise UsageError(f"--folds must be 0 (the experiment's split) or >= 2, got {folds}")
-  cfgs = [fold_config(experiment, data, folds, f) for f in range(max(folds, 1))]
-  path = cfgs[0].data.path
+  cfgs = [fold_config(experiment, data, folds, f, overrides) for f in range(max(folds, 1))]
+  path = source_path(cfgs[0])
   if not os.path.isfile(path):
     raise UsageError(f"data file {path!r} does not exist (give it with --data)")
-  y, tok = read_tokens(cfgs[0])
+  y, tok = read_tokens(cfgs[0], path)
   out = []
   for cfg in cfgs:
     fold = f"fold {cfg.data.fold} of {folds}: " if folds else ""
@@ -293,7 +308,7 @@ def main(argv):
   try:
     run(FLAGS.anchor_experiment, FLAGS.data, FLAGS.folds, [float(c) for c in FLAGS.c_grid],
         [int(m) for m in FLAGS.min_counts], records.results_dir(FLAGS.results), FLAGS.record,
-        say=lambda m: print(m, flush=True))
+        say=lambda m: print(m, flush=True), overrides=FLAGS.params_override)
   except UsageError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -86,11 +86,36 @@ class SklearnAnchorKFoldTest(_CacheTestCase):
       tests.append(masks["test"])
     np.testing.assert_array_equal(tests[0], ~tests[1])  # the two test folds partition the rows
 
-  def test_bad_folds_and_generated_data_are_refused(self):
+  def test_bad_folds_and_separate_files_are_refused(self):
     with self.assertRaisesRegex(sklearn_anchor.UsageError, r"--folds must be 0 .* got 1"):
       sklearn_anchor.run("lr_criteo", self.path, 1, [1.0], [1], self.make_temp_dir(), "")
     with self.assertRaisesRegex(sklearn_anchor.UsageError, r"reads one data file"):
-      sklearn_anchor.fold_config("lr_synthetic", "", 5, 0)
+      sklearn_anchor.fold_config("lr_criteo", self.path, 0, 0,
+                                 overrides=f"data.test_path={self.path}")
+
+
+class SklearnAnchorSyntheticTest(_CacheTestCase):
+  """On the built-in synthetic data: the deep runs' rows, and the oracle beside the anchor."""
+
+  def test_synthetic_split_rows_labels_and_oracle(self):
+    overrides = "data.synthetic_rows=3000"
+    cfg = sklearn_anchor.fold_config("lr_synthetic", "", 0, 0, overrides)
+    results = self.make_temp_dir()
+    (record,) = sklearn_anchor.run("lr_synthetic", "", 0, [0.1], [1, 2], results, "",
+                                   say=lambda m: None, overrides=overrides)
+    prepared = data_lib.prepare(cfg.data)  # what a deep model's run on this config reads
+    y, _ = sklearn_anchor.read_tokens(cfg)
+    masks = sklearn_anchor.split_masks(cfg, len(y))
+    self.assertLen(y, 3000)
+    for split, mask in masks.items():
+      labels = datasets.read_encoded(prepared.split_dir(split), prepared.spec)[1].reshape(-1)
+      np.testing.assert_array_equal(y[mask], labels, err_msg=split)  # same rows, same order
+    self.assertEqual(record["data"], "synthetic")
+    self.assertEqual(record["split_rows"], {s: int(m.sum()) for s, m in masks.items()})
+    self.assertAlmostEqual(record["oracle_auc"], prepared.oracle["test"]["auc"], places=12)
+    self.assertAlmostEqual(record["oracle_logloss"], prepared.oracle["test"]["logloss"], places=12)
+    self.assertGreater(record["auc"], 0.55)  # main effects are learnable by a linear model
+    self.assertLess(record["auc"], record["oracle_auc"])
 
 
 def write_avazu_csv(path: str, rows: int, seed: int, bad_line: int = 0) -> tuple:
