@@ -33,6 +33,7 @@ spec) and `output_dir/summary.json` (the `TransformSummary`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -45,6 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ctr_zoo.datasets import background
 from ctr_zoo.datasets import encoding
 from ctr_zoo.datasets import readers
 from ctr_zoo.datasets import splits as splits_lib
@@ -291,13 +293,15 @@ def fit(source: Any, spec: spec_lib.FeatureSpec, *, split=None, fit_split: str =
   start = time.perf_counter()
   fitter = _Fitter(spec)
   read_summary = readers.ReadSummary()
-  for batch in readers.read_batches(source, spec, on_bad_rows=on_bad_rows, file_format=file_format,
-                                    block_size=block_size, batch_rows=batch_rows,
-                                    summary=read_summary, progress=progress, field_map=field_map):
-    mask = None
-    if split is not None:
-      mask = split.assign(batch.file_index, batch.row_keys) == split.names.index(fit_split)
-    fitter.add(batch.table, mask)
+  with background.Prefetch(readers.read_batches(
+      source, spec, on_bad_rows=on_bad_rows, file_format=file_format, block_size=block_size,
+      batch_rows=batch_rows, summary=read_summary, progress=progress,
+      field_map=field_map)) as batches:  # parsing overlaps counting
+    for batch in batches:
+      mask = None
+      if split is not None:
+        mask = split.assign(batch.file_index, batch.row_keys) == split.names.index(fit_split)
+      fitter.add(batch.table, mask)
   out, summary = fitter.result(read_summary, fit_split, start)
   return (out, summary) if return_summary else out
 
@@ -421,12 +425,13 @@ def transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, split
   transformer = _Transformer(spec, output_dir, split, rows_per_shard, compression)
   read_summary = readers.ReadSummary()
   try:
-    for batch in readers.read_batches(source, spec, on_bad_rows=on_bad_rows,
-                                      file_format=file_format, block_size=block_size,
-                                      batch_rows=batch_rows, summary=read_summary,
-                                      progress=progress, field_map=field_map):
-      which = None if split is None else split.assign(batch.file_index, batch.row_keys)
-      transformer.add(batch.table, which)
+    with background.Prefetch(readers.read_batches(
+        source, spec, on_bad_rows=on_bad_rows, file_format=file_format, block_size=block_size,
+        batch_rows=batch_rows, summary=read_summary, progress=progress,
+        field_map=field_map)) as batches:
+      for batch in batches:
+        which = None if split is None else split.assign(batch.file_index, batch.row_keys)
+        transformer.add(batch.table, which)
   finally:
     transformer.close()
   return transformer.finish(read_summary, start)
@@ -459,6 +464,8 @@ class _Transformer:
     self.missing = {f.name: 0 for f in self.id_features}
     self.rows = np.zeros(len(self.names), np.int64)
     self.positives = np.zeros(len(self.names), np.int64)
+    # Parquet encoding and compression of batch i overlap the encoding of batch i + 1.
+    self.writes = background.SerialWorker(depth=2, name="shard-writer")
 
   def add(self, table: pa.Table, which: Optional[np.ndarray]) -> None:
     """Encodes `table` (typed raw rows) and writes row i to split `which[i]` (all: split 0)."""
@@ -480,11 +487,15 @@ class _Transformer:
       if part.num_rows:
         self.rows[i] += part.num_rows
         self.positives[i] += int(np.sum(part.column(spec.label).to_numpy()))
-        writer.write(part)
+        self.writes.submit(functools.partial(writer.write, part))
 
   def close(self) -> None:
-    for w in self.writers:
-      w.close()
+    """Finishes the queued writes and closes every shard (raises a write's error)."""
+    try:
+      self.writes.close()
+    finally:
+      for w in self.writers:
+        w.close()
 
   def finish(self, read_summary: readers.ReadSummary, start: float) -> TransformSummary:
     """Writes spec.json and summary.json; returns the summary."""
@@ -525,6 +536,24 @@ def _estimated_stage_bytes(source: Any) -> Optional[int]:
     else:
       total += int(getattr(item, "nbytes", 0) or item.memory_usage(deep=True).sum())
   return total
+
+
+def _staged_batches(batches, dict_names, split):
+  """(record batch to stage, split ids or None) per raw batch: categorical strings as dictionaries."""
+  for batch in batches:
+    table = batch.table
+    columns = []
+    for name, col in zip(table.column_names, table.columns):
+      arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+      if name in dict_names and pa.types.is_string(arr.type):
+        arr = pc.dictionary_encode(arr)  # (n,) int32 indices + distinct values
+      columns.append(arr)
+    which = None
+    if split is not None:
+      which = split.assign(batch.file_index, batch.row_keys)
+      columns.append(pa.array(which))
+    yield pa.RecordBatch.from_arrays(
+        columns, table.column_names + ([_SPLIT_COLUMN] if split is not None else [])), which
 
 
 def fit_transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, split=None,
@@ -575,22 +604,12 @@ def fit_transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, s
   read_summary = readers.ReadSummary()
   writer = None
   try:
-    with pa.OSFile(stage_path, "wb") as sink:
-      for batch in readers.read_batches(source, spec, summary=read_summary, progress=progress,
-                                        **read_args):
-        table = batch.table
-        columns = []
-        for name, col in zip(table.column_names, table.columns):
-          arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-          if name in dict_names and pa.types.is_string(arr.type):
-            arr = pc.dictionary_encode(arr)  # (n,) int32 indices + distinct values
-          columns.append(arr)
-        which = None
-        if split is not None:
-          which = split.assign(batch.file_index, batch.row_keys)
-          columns.append(pa.array(which))
-        staged = pa.RecordBatch.from_arrays(
-            columns, table.column_names + ([_SPLIT_COLUMN] if split is not None else []))
+    # Three stages on their own threads: parsing; dictionary-encoding (and the
+    # split column); counting and staging.
+    with pa.OSFile(stage_path, "wb") as sink, background.Prefetch(readers.read_batches(
+        source, spec, summary=read_summary, progress=progress, **read_args)) as batches, \
+        background.Prefetch(_staged_batches(batches, dict_names, split)) as staged_batches:
+      for staged, which in staged_batches:
         fitter.add(pa.Table.from_batches([staged]).drop_columns(
             [_SPLIT_COLUMN] if split is not None else []),
                    None if which is None else which == split.names.index(fit_split))
@@ -604,8 +623,10 @@ def fit_transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, s
     transform_start = time.perf_counter()
     transformer = _Transformer(fitted, output_dir, split, rows_per_shard, compression)
     try:
-      with pa.OSFile(stage_path, "rb") as src:  # plain reads, not a memory map: RSS stays bounded
-        for staged in pa.ipc.open_stream(src):
+      # Plain reads, not a memory map: RSS stays bounded.
+      with pa.OSFile(stage_path, "rb") as src, \
+          background.Prefetch(pa.ipc.open_stream(src)) as staged_batches:
+        for staged in staged_batches:
           which = None
           if split is not None:
             which = staged.column(_SPLIT_COLUMN).to_numpy()
