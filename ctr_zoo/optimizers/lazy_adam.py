@@ -72,7 +72,7 @@ class LazyAdam(tf.keras.optimizers.legacy.Adam):
                name: str = "LazyAdam",
                **kwargs):
     if amsgrad:
-      raise ValueError("LazyAdam does not support amsgrad=True (a lazy row-wise max of v is not defined); "
+      raise ValueError("LazyAdam does not support amsgrad=True (it keeps no vhat slot); "
                        "use the optimizer 'amsgrad' (Keras Adam with amsgrad) instead.")
     super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
                      amsgrad=False, name=name, **kwargs)
