@@ -11,6 +11,7 @@ matters is the ratio of the largest to the smallest V for each optimizer.
 
     .venv/bin/python benchmarks/sparse_step_time.py
     .venv/bin/python benchmarks/sparse_step_time.py --vocab_sizes=10000,1000000 --optimizers=ftrl
+    .venv/bin/python benchmarks/sparse_step_time.py --optimizers=lazy_adam,keras_adam
 
 The record is appended to <results>/sparse_step_time.jsonl (--results, default
 runs/benchmarks/) and, with --record=PATH, to PATH too.
@@ -38,11 +39,12 @@ from benchmarks import records  # noqa: E402
 from ctr_zoo.optimizers import adagrad  # noqa: E402
 from ctr_zoo.optimizers import ftrl  # noqa: E402
 from ctr_zoo.optimizers import group_lasso_ftrl  # noqa: E402
+from ctr_zoo.optimizers import lazy_adam  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.adopt_module_key_flags(common_flags)
 flags.DEFINE_list("vocab_sizes", ["10000", "1000000", "10000000"], "Table sizes V.")
-flags.DEFINE_list("optimizers", ["ftrl", "group_lasso_ftrl", "adagrad", "keras_adagrad", "keras_adam"],
+flags.DEFINE_list("optimizers", ["ftrl", "group_lasso_ftrl", "adagrad", "lazy_adam", "keras_adagrad", "keras_adam"],
                   "Optimizers to time.")
 flags.DEFINE_integer("dim", 16, "Embedding width.")
 flags.DEFINE_integer("batch", 4096, "Ids per step.")
@@ -58,6 +60,9 @@ OPTIMIZERS = {
     # ctr_zoo's Adagrad: vectorised sparse rows; its dense path (V <= 4 x ids in
     # the batch) must never apply to these tables.
     "adagrad": lambda: adagrad.Adagrad(learning_rate=0.01),
+    # Adam on the touched rows only (untouched rows keep w, m, v).
+    "lazy_adam": lambda: lazy_adam.LazyAdam(learning_rate=1e-3),
+    # Keras' legacy Adam: decays the whole m, v and moves every row each step.
     "keras_adam": lambda: tf.keras.optimizers.legacy.Adam(learning_rate=1e-3),
     "keras_adagrad": lambda: tf.keras.optimizers.legacy.Adagrad(learning_rate=0.01),
 }

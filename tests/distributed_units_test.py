@@ -253,6 +253,7 @@ class OptimizersUnderStrategyTest(testing.TestCase):
         "ftrl": lambda: optimizers.get({"name": "ftrl", "learning_rate": 0.1, "l1": 0.01}),
         "group_lasso_ftrl": lambda: optimizers.get(
             {"name": "group_lasso_ftrl", "learning_rate": 0.1, "group_lasso": 0.01}),
+        "lazy_adam": lambda: optimizers.get({"name": "lazy_adam", "learning_rate": 0.1}),
     }
     initial = np.linspace(-1, 1, 80, dtype=np.float32).reshape(20, 4)
     for name, make in makers.items():

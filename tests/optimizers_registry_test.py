@@ -10,6 +10,7 @@ import tensorflow as tf
 from ctr_zoo.optimizers import ftrl
 from ctr_zoo.optimizers import group_lasso_ftrl
 from ctr_zoo.optimizers import lamb
+from ctr_zoo.optimizers import lazy_adam
 from ctr_zoo.optimizers import lookahead
 from ctr_zoo.optimizers import registry
 from ctr_zoo.optimizers import split
@@ -25,6 +26,7 @@ class RegistryTest(testing.TestCase, parameterized.TestCase):
       ("nesterov", "Nesterov", legacy.SGD, {"momentum": 0.9, "nesterov": True}),
       ("adam", "adam", legacy.Adam, {"amsgrad": False}),
       ("amsgrad", "amsgrad", legacy.Adam, {"amsgrad": True}),
+      ("lazy_adam", "lazy_adam", lazy_adam.LazyAdam, {"amsgrad": False}),
       ("adagrad", "adagrad", legacy.Adagrad, {}),
       ("rmsprop", "rmsprop", legacy.RMSprop, {}),
       ("ftrl", "ftrl", ftrl.Ftrl, {"initial_accumulator_value": 0.0}),

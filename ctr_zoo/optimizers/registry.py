@@ -15,6 +15,7 @@ from ctr_zoo.optimizers import adagrad
 from ctr_zoo.optimizers import ftrl
 from ctr_zoo.optimizers import group_lasso_ftrl
 from ctr_zoo.optimizers import lamb
+from ctr_zoo.optimizers import lazy_adam
 
 _legacy = tf.keras.optimizers.legacy
 
@@ -25,6 +26,9 @@ _FACTORIES: Dict[str, Callable[..., Any]] = {
     "nesterov": lambda **kw: _legacy.SGD(**{"learning_rate": 0.01, "momentum": 0.9, "nesterov": True, **kw}),
     "adam": lambda **kw: _legacy.Adam(**kw),
     "amsgrad": lambda **kw: _legacy.Adam(**{"amsgrad": True, **kw}),
+    # Adam whose sparse update reads and writes only the rows in the batch
+    # (untouched rows keep their moments); same slots and config as "adam".
+    "lazy_adam": lambda **kw: lazy_adam.LazyAdam(**kw),
     # ctr_zoo's Adagrad: a legacy Adagrad (same math, slots, config) with fast
     # sparse row updates and a dense path for densely covered small tables.
     "adagrad": lambda **kw: adagrad.Adagrad(**{"learning_rate": 0.01, **kw}),
@@ -55,8 +59,8 @@ def get(identifier):
   Args:
     identifier: One of
       - a legacy tf.keras optimizer: returned as is;
-      - a name: "sgd", "momentum", "nesterov", "adam", "amsgrad", "adagrad",
-        "rmsprop", "ftrl", "group_lasso_ftrl", "lamb", "split", or
+      - a name: "sgd", "momentum", "nesterov", "adam", "amsgrad", "lazy_adam",
+        "adagrad", "rmsprop", "ftrl", "group_lasso_ftrl", "lamb", "split", or
         "lookahead(<name>)" (case-insensitive);
       - a dict {"name": <name>, **constructor arguments}, e.g.
         {"name": "ftrl", "learning_rate": 0.05, "l1": 1e-4},
