@@ -11,7 +11,9 @@ r"""The whole pipeline on a Kaggle-Criteo-shaped synthetic file, one stage per p
 (45,840,617 rows at --scale=1, ~11 GB; --gzip compresses). `run` generates
 them when absent (a complete manifest of the same world is reused), then runs
 each stage as its own process with the `dcn_v2_criteo_x4` setup (integer
-fields bucketized, embedding dim 16, Adam 1e-3, batch 10,000), days 0-5 train,
+fields bucketized, embedding dim 16, Adam 1e-3, batch 10,000; the tables train
+with lazy Adam, --embedding_optimizer, because Keras Adam's sparse update moves
+every row of a table at every step), days 0-5 train,
 day 6 halved into valid and test (the DCN-V2 paper's by-day protocol):
 
   preprocess_min10   experiments.preprocess --min_count=10 (one parse: fit + transform)
@@ -102,6 +104,9 @@ def define_flags() -> None:
   flags.DEFINE_integer("batch_size", 10000, "Training batch size (dcn_v2_criteo_x4: 10000).")
   flags.DEFINE_integer("base_steps", 60, "Most steps of the 10k-id reference training.")
   flags.DEFINE_integer("base_hash_buckets", 384, "Hash buckets per field of the reference tables.")
+  flags.DEFINE_string("embedding_optimizer", DEFAULT_EMBEDDING_OPTIMIZER,
+                      "optimizer.embedding of the three trainings (dcn_v2_criteo_x4 itself: adam, "
+                      "whose sparse update touches every row of a table at every step).")
   flags.DEFINE_integer("predict_rows", 1_000_000, "Raw rows scored by predict (at most day 6).")
   flags.DEFINE_enum("stage_runner", "spawn", list(STAGE_RUNNERS),
                     "How each stage runs. spawn (the default, for the records): a fresh "
@@ -121,6 +126,10 @@ def define_flags() -> None:
 
 
 EXPERIMENT = "dcn_v2_criteo_x4"
+# Keras Adam's sparse update decays m and v and moves every row of every table
+# at every step, so its step time grows with the vocabulary; lazy Adam updates
+# the rows in the batch only (ctr_zoo.optimizers.LazyAdam; sparse_step_time).
+DEFAULT_EMBEDDING_OPTIMIZER = "lazy_adam"
 RECORD_FILE = "fullscale.json"
 STAGES = ("generate", "preprocess_min10", "preprocess_all", "preprocess_base", "train_min10",
           "train_all", "train_base", "evaluate_min10", "export_min10", "export_all",
@@ -428,7 +437,8 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
                  work_dir: str, batch_size: int = 10000, base_steps: int = 60,
                  base_hash_buckets: int = 384, predict_rows: int = 1_000_000,
                  stages=(), say=print, runner: str = "spawn",
-                 jobs: int = 1) -> Dict[str, object]:
+                 jobs: int = 1,
+                 embedding_optimizer: str = DEFAULT_EMBEDDING_OPTIMIZER) -> Dict[str, object]:
   """Generates (when absent) and runs every stage; returns the record of this scale.
 
   `runner` is how each stage runs: "spawn" (its own `python -m` process) or
@@ -436,7 +446,8 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
   `fork_stage`). `jobs` > 1 runs up to that many stages that do not need each
   other's outputs at once (the three preprocessings, the three trainings,
   evaluation and the exports, the predictions): their wall times then
-  include the others' competition for the cores.
+  include the others' competition for the cores. `embedding_optimizer` is
+  the trainings' optimizer.embedding.
   """
   if runner not in STAGE_RUNNERS:
     raise ValueError(f"runner must be one of {STAGE_RUNNERS}, got {runner!r}")
@@ -574,6 +585,7 @@ def run_pipeline(scale: float, rows: Optional[int], seed: int, gzip: bool, data_
     key_steps = min(steps, base_steps) if key == "base" else steps
     log_every = max(1, key_steps // 20)
     overrides = [f"input.batch_size={batch_size}", "trainer.epochs=1",
+                 f"optimizer.embedding={embedding_optimizer}",
                  f"trainer.log_every_steps={log_every}",
                  f"trainer.checkpoint_every_steps={10 * key_steps + 1}"]
     if key == "base":
@@ -664,6 +676,7 @@ def _train_figures(result: dict, run: str, data: str, batch_size: int) -> None:
             if isinstance(params["model"].get("params"), dict) else 16)
   slots = _SLOTS.get(params["optimizer"]["embedding"], 0)
   result.update(ids=ids, embedding_dim=dim, optimizer_slots=slots,
+                embedding_optimizer=params["optimizer"]["embedding"],
                 embedding_formula_bytes=memory_formula(ids, dim, slots),
                 checkpoint_bytes=latest_checkpoint_bytes(run))
 
@@ -802,7 +815,8 @@ def _run() -> int:
                           batch_size=FLAGS.batch_size, base_steps=FLAGS.base_steps,
                           base_hash_buckets=FLAGS.base_hash_buckets,
                           predict_rows=FLAGS.predict_rows, stages=FLAGS.stages,
-                          runner=FLAGS.stage_runner, jobs=FLAGS.stage_jobs)
+                          runner=FLAGS.stage_runner, jobs=FLAGS.stage_jobs,
+                          embedding_optimizer=FLAGS.embedding_optimizer)
   except RuntimeError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

@@ -101,8 +101,12 @@ def training_table(record: dict) -> str:
         f"{_mib(s['checkpoint_bytes'])} | {_mib(export)} | {s['test_auc']:.4f} |")
   oracle = record.get("oracle_test", {})
   lines.append("")
-  lines.append(f"Formula: ids x {st.get('train_min10', {}).get('embedding_dim', 16)} x 4 bytes x "
-               f"(1 + {st.get('train_min10', {}).get('optimizer_slots', 2)} Adam slots); the "
+  train = st.get("train_min10", {})
+  # Records from before the trainings named their optimizer used Keras Adam on the tables.
+  optimizer = train.get("embedding_optimizer", "adam")
+  lines.append(f"Formula: ids x {train.get('embedding_dim', 16)} x 4 bytes x "
+               f"(1 + {train.get('optimizer_slots', 2)} slots of the tables' optimizer, "
+               f"{optimizer}); the "
                "checkpoint also holds the dense layers and their slots. The oracle's test AUC is "
                f"{oracle.get('auc', float('nan')):.4f}. base = the same config on "
                "hashed 10k-id tables (day 0, at most 60 steps), the reference of the ex/s target.")

@@ -226,6 +226,7 @@ def test_pipeline_end_to_end_writes_a_well_formed_record(tmp_path):
                   "embedding_formula_bytes", "checkpoint_bytes"):
       assert t[field] > 0, (key, field)
     assert t["embedding_formula_bytes"] == t["ids"] * 16 * 4 * 3
+    assert t["embedding_optimizer"] == "lazy_adam", key  # the scale run's tables: rows in the batch only
     assert 0 <= t["test_auc"] <= 1, key  # (base: 3 steps and 9 test rows, often 0.5)
   assert r["stages"]["train_all"]["ids"] > r["stages"]["train_min10"]["ids"]
   assert r["stages"]["evaluate_min10"]["auc"] == pytest.approx(
