@@ -17,9 +17,10 @@ logit for the same rows from the raw file (their sum plus the world's
 intercept must reproduce the oracle probabilities written beside the file,
 checked), and fits the model's logit log(p / (1 - p)) by least squares on the
 parts and a constant. A coefficient of 1 means the model carries that part at
-its true scale; 0 means it did not learn it. The table also gives the share
-of each part's variance the model's logit explains on its own (squared
-correlation) and the R^2 of the model's logit against the true logit.
+its true scale; 0 means it did not learn it. The table also gives the R^2 of
+the model's logit against the true logit, and the standard deviation of the
+model's logit and of its residual after that fit: variance that belongs to no
+part of the world (noise the model fitted, or structure it invented).
 
 Benchmark-only: the library never imports this file.
 """
@@ -119,12 +120,15 @@ def analyse(model_dir: str) -> dict:
   x = np.stack([parts[k] for k in PARTS] + [np.ones(len(p))], axis=1)
   coef, *_ = np.linalg.lstsq(x, model_logit, rcond=None)
   resid = model_logit - true_logit
+  unexplained = model_logit - x @ coef  # what no part of the world accounts for
   return {
       "model_dir": model_dir, "model": cfg.model.name, "seed": cfg.trainer.seed,
       "rows": int(test.sum()),
       "auc": synthetic.auc(labels[test], p),
       "oracle_auc": synthetic.auc(labels[test], oracle_p[test]),
       "r2_true_logit": 1 - float(np.var(resid)) / float(np.var(true_logit)),
+      "logit_std": float(np.std(model_logit)),
+      "unexplained_std": float(np.std(unexplained)),
       "coef": {k: float(c) for k, c in zip(PARTS, coef)},
       "corr2": {k: float(np.corrcoef(parts[k], model_logit)[0, 1] ** 2) for k in PARTS},
       "part_std": {k: float(np.std(parts[k])) for k in PARTS},
@@ -132,11 +136,13 @@ def analyse(model_dir: str) -> dict:
 
 
 def table(results) -> str:
-  head = ["run", "test AUC", "R^2 vs true logit"] + [f"{k} coef" for k in PARTS]
+  head = (["run", "test AUC", "R^2 vs true logit"] + [f"{k} coef" for k in PARTS]
+          + ["logit std", "unexplained std"])
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for r in results:
     cells = [f"{r['model']} (seed {r['seed']})", f"{r['auc']:.4f}", f"{r['r2_true_logit']:.3f}"]
     cells += [f"{r['coef'][k]:.2f}" for k in PARTS]
+    cells += [f"{r['logit_std']:.2f}", f"{r['unexplained_std']:.2f}"]
     lines.append("| " + " | ".join(cells) + " |")
   r = results[0]
   lines.append("")
