@@ -140,7 +140,9 @@ def table(results) -> str:
           + ["logit std", "unexplained std"])
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for r in results:
-    cells = [f"{r['model']} (seed {r['seed']})", f"{r['auc']:.4f}", f"{r['r2_true_logit']:.3f}"]
+    run = os.path.basename(os.path.normpath(r["model_dir"]))
+    cells = [f"{run}: {r['model']} (seed {r['seed']})", f"{r['auc']:.4f}",
+             f"{r['r2_true_logit']:.3f}"]
     cells += [f"{r['coef'][k]:.2f}" for k in PARTS]
     cells += [f"{r['logit_std']:.2f}", f"{r['unexplained_std']:.2f}"]
     lines.append("| " + " | ".join(cells) + " |")

@@ -60,7 +60,7 @@ class SyntheticComponentsTest(testing.TestCase):
     self.assertAlmostEqual(r["coef"]["cat_main"], 1.0, places=3)
     self.assertAlmostEqual(r["coef"]["pairs"], 0.0, places=3)
     self.assertAlmostEqual(r["coef"]["triples"], 0.0, places=3)
-    self.assertIn("| dcn_v2 (seed 0) |", sc.table([r]))
+    self.assertIn("| run: dcn_v2 (seed 0) |", sc.table([r]))
 
   def test_a_run_on_other_data_is_refused(self):
     cfg = runner.resolve_config("dcn_v2_criteo", "", "")
