@@ -89,6 +89,13 @@ def run(cfg, model_dir: str, overwrite: bool = False, export: bool = True, callb
   cfg = resolve_lib.resolve(cfg)
   tcfg = cfg.trainer
   mode = tcfg.distribute
+  embedding, _ = zoo.optimizer_args(cfg.optimizer)
+  if mode == "parameter_server" and str(embedding["name"]).lower() == "lazy_adam":
+    # Checked before any task starts: LazyAdam refuses tables on a ps when it first updates one.
+    raise configs.ConfigError(
+        "optimizer.embedding=lazy_adam is not supported with trainer.distribute=parameter_server "
+        "(TensorFlow has no locking sparse Adam kernel, so workers updating the same rows at once "
+        "could lose updates): use adagrad or adam for the tables")
   cluster = distributed.Cluster.from_env().check(mode)
   if cluster.is_server:
     logging.info("%s: serving parameter-server training of %s", cluster.role, cfg.name)

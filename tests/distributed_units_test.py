@@ -396,6 +396,24 @@ class ClusterTest(testing.TestCase):
     with self.assertRaisesRegex(configs.ConfigError, "lr_scaling"):
       resolve.trainer_config({"lr_scaling": "sqrt"})
 
+  def test_lazy_adam_tables_are_refused_before_a_parameter_server_cluster_starts(self):
+    from experiments import cluster_run  # pylint: disable=g-import-not-at-top
+    from experiments import runner  # pylint: disable=g-import-not-at-top
+    cfg = runner.resolve_config(
+        "dnn_synthetic", "trainer.distribute=parameter_server,optimizer.embedding=lazy_adam")
+    with mock.patch.object(distributed.Cluster, "from_env",
+                           side_effect=AssertionError("the cluster was reached")):
+      with self.assertRaisesRegex(configs.ConfigError, "lazy_adam is not supported with "
+                                  "trainer.distribute=parameter_server"):
+        cluster_run.run(cfg, self.make_temp_dir())
+    # Synchronous training takes it (the MirroredStrategy test trains with it).
+    sync = runner.resolve_config(
+        "dnn_synthetic", "trainer.distribute=multi_worker,optimizer.embedding=lazy_adam")
+    with mock.patch.object(distributed.Cluster, "from_env",
+                           side_effect=RuntimeError("reached the cluster")):
+      with self.assertRaisesRegex(RuntimeError, "reached the cluster"):
+        cluster_run.run(sync, self.make_temp_dir())
+
 
 # A stand-in task for the launcher tests: behaves by its TF_CONFIG role, no TensorFlow.
 # chief: prints, sleeps CHIEF_SECONDS, exits 0; worker 1: exits 9 the first time
