@@ -30,10 +30,13 @@ class PrefetchTest(testing.TestCase):
 
     with background.Prefetch(produce(), depth=3) as it:
       self.assertEqual(next(it), 0)
-      time.sleep(0.3)  # time for the producer to run as far as it may
+      deadline = time.monotonic() + 30
+      while len(made) < 4 and time.monotonic() < deadline:  # the producer runs ahead...
+        time.sleep(0.01)
+      self.assertGreaterEqual(len(made), 4)
+      time.sleep(0.3)  # ...and then stops:
       # 1 consumed + 3 queued + 1 made and waiting to be queued.
       self.assertLessEqual(len(made), 5)
-      self.assertGreaterEqual(len(made), 4)
 
   def test_an_error_is_raised_at_its_position_after_the_items_before_it(self):
 
