@@ -380,11 +380,16 @@ def step_profile(windows: List[Dict[str, float]], batch_size: int,
 
 
 def spec_ids(directory: str) -> Dict[str, int]:
-  """Embedding rows per categorical feature of a fitted spec.json (reserved ids included)."""
-  from ctr_zoo.feature_columns import spec as spec_lib  # pylint: disable=g-import-not-at-top
-  spec = spec_lib.FeatureSpec.load(os.path.join(directory, "spec.json"))
-  return {f.name: int(f.num_ids) for f in spec.features if getattr(f, "is_categorical", False)
-          and hasattr(f, "num_ids")}
+  """Embedding rows per id feature of a preprocessed directory (reserved ids included).
+
+  Read from its summary.json (the TransformSummary's vocabulary_sizes, num_ids
+  per id feature), not spec.json: loading the spec of every id (500 MB of JSON,
+  31.6M strings at full scale) would raise this process's peak RSS by GBs, and
+  Linux hands a parent's peak RSS to every process it starts afterwards
+  (wait4's ru_maxrss), so each later stage's figure would carry it.
+  """
+  with open(os.path.join(directory, "summary.json")) as fh:
+    return {name: int(n) for name, n in json.load(fh)["vocabulary_sizes"].items()}
 
 
 def latest_checkpoint_bytes(run: str) -> int:
