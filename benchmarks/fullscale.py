@@ -30,8 +30,10 @@ day 6 halved into valid and test (the DCN-V2 paper's by-day protocol):
 
 Per stage the record holds the wall time, cpu time, rows and rows/s (training: the
 trainer's ex/s, and the step time at the start, middle and end of the epoch
-from its TensorBoard windows), peak RSS (`os.wait4`'s ru_maxrss of the stage's
-process), and the bytes the stage left on disk. Training adds the embedding
+from its TensorBoard windows), peak RSS (the VmHWM of the stage's own address
+space, `benchmarks.own_peak_rss`; records before it hold `os.wait4`'s
+ru_maxrss, which on Linux is at least the runner's own peak when it started
+the stage: about 0.6 GiB), and the bytes the stage left on disk. Training adds the embedding
 and optimizer-slot memory of the formula rows x dim x 4 bytes x (1 + slots)
 next to the checkpoint's size; export stages the SavedModel's size. Every
 stage reads its input once (preprocessing parses the raw text once:
@@ -85,6 +87,7 @@ from absl import app
 from absl import flags
 
 from benchmarks import common_flags  # noqa: F401  (--results, --record)
+from benchmarks import own_peak_rss
 from benchmarks import records
 
 FLAGS = flags.FLAGS
@@ -157,42 +160,56 @@ def dir_bytes(path: str) -> int:
 class Running:
   """A stage's process under way (`start_stage`); `finish_stage` waits for it and measures it."""
 
-  def __init__(self, name, log, log_file, outputs, before, start, runner, pid, ready_fd):
+  def __init__(self, name, log, log_file, outputs, before, start, runner, pid, ready_fd,
+               peak_file=None):
     self.name, self.log, self.log_file, self.outputs = name, log, log_file, outputs
     self.before, self.start, self.runner, self.pid, self.ready_fd = (before, start, runner, pid,
                                                                       ready_fd)
+    self.peak_file = peak_file  # where benchmarks.own_peak_rss leaves the stage's own peak
 
 
 def start_stage(name: str, argv: List[str], log_dir: str, outputs: List[str],
                 env: Optional[dict] = None, runner: str = "spawn") -> Running:
   """Starts `argv` (`_python(module, ...)`) as one process; its output goes to <log_dir>/<name>.log.
 
-  spawn: `argv` is a fresh process. fork: a child of this process runs the
-  module's `main` (`fork_stage`).
+  spawn: `argv` is a fresh process; a `python -m MODULE` one runs through
+  `benchmarks.own_peak_rss`, which leaves its own peak RSS in
+  <log_dir>/<name>.peak_rss. fork: a child of this process runs the module's
+  `main` (`fork_stage`).
   """
   before = sum(dir_bytes(p) for p in outputs)
   log = os.path.join(log_dir, f"{name}.log")
+  peak_file = None
+  env = dict(env or {})
+  if runner != "fork" and len(argv) > 2 and argv[1] == "-m":
+    peak_file = os.path.join(log_dir, f"{name}.peak_rss")
+    _remove(peak_file)
+    argv = [argv[0], "-m", "benchmarks.own_peak_rss", *argv[2:]]
+    env[own_peak_rss.ENV] = peak_file
   fh = open(log, "w")  # pylint: disable=consider-using-with  (closed by finish_stage)
   try:
     start = time.perf_counter()
     if runner == "fork":
-      pid, ready_fd = fork_stage(argv, fh.fileno(), env or {})
+      pid, ready_fd = fork_stage(argv, fh.fileno(), env)
     else:
       pid, ready_fd = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT,
-                                       env={**os.environ, **(env or {})}).pid, None
+                                       env={**os.environ, **env}).pid, None
   except BaseException:
     fh.close()
     raise
-  return Running(name, log, fh, outputs, before, start, runner, pid, ready_fd)
+  return Running(name, log, fh, outputs, before, start, runner, pid, ready_fd, peak_file)
 
 
 def finish_stage(running: Running, block: bool = True) -> Optional[Dict[str, object]]:
   """The stage's figures once its process ended (None while it runs and not `block`).
 
-  Wall time, cpu time and peak RSS (wait4's ru_maxrss) of the stage's
-  process, the bytes left in its outputs, and for a forked stage "start_s"
-  (fork to the module's main). Raises RuntimeError naming the stage and its
-  log when the process failed.
+  Wall time, cpu time and peak RSS of the stage's process, the bytes left
+  in its outputs, and for a forked stage "start_s" (fork to the module's
+  main). Peak RSS is the process's own VmHWM where `benchmarks.own_peak_rss`
+  left it ("peak_rss_source": "VmHWM"), else wait4's ru_maxrss ("wait4"),
+  which is at least this process's peak when it started the stage; wait4's
+  figure is kept as "peak_rss_wait4_bytes". Raises RuntimeError naming the
+  stage and its log when the process failed.
   """
   pid, status, usage = os.wait4(running.pid, 0 if block else os.WNOHANG)
   if pid == 0:
@@ -210,7 +227,13 @@ def finish_stage(running: Running, block: bool = True) -> Optional[Dict[str, obj
     with open(running.log) as fh:
       tail = fh.read()[-2000:]
     raise RuntimeError(f"stage {running.name} failed (exit {code}); log {running.log}:\n{tail}")
-  return {"wall_s": round(wall, 3), "peak_rss_bytes": int(usage.ru_maxrss) * 1024,
+  wait4_peak = int(usage.ru_maxrss) * 1024
+  own_peak = None
+  if running.peak_file and os.path.exists(running.peak_file):
+    with open(running.peak_file) as fh:
+      own_peak = int(fh.read().strip())
+  return {"wall_s": round(wall, 3), "peak_rss_bytes": own_peak or wait4_peak,
+          "peak_rss_source": "VmHWM" if own_peak else "wait4", "peak_rss_wait4_bytes": wait4_peak,
           "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
           "disk_written_bytes": sum(dir_bytes(p) for p in running.outputs) - running.before,
           "log": running.log, "runner": running.runner, **extra}

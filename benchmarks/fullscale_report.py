@@ -41,6 +41,17 @@ def _mib(v: Optional[float]) -> str:
   return "-" if v is None else f"{v / MIB:,.0f}"
 
 
+def _rss_sources(record: dict) -> set:
+  """How the stages' peak RSS was taken: "VmHWM" (their own) and/or "wait4" (older records)."""
+  return {s.get("peak_rss_source", "wait4") for s in record["stages"].values()
+          if "peak_rss_bytes" in s}
+
+
+def _rss_cell(record: dict, stage: dict) -> str:
+  star = len(_rss_sources(record)) > 1 and stage.get("peak_rss_source", "wait4") == "wait4"
+  return _mib(stage["peak_rss_bytes"]) + ("*" if star else "")
+
+
 def _runner_note(record: dict) -> str:
   if record.get("stage_runner") == "fork":
     note = ("Every stage is a process forked from one that had imported TensorFlow "
@@ -50,6 +61,15 @@ def _runner_note(record: dict) -> str:
   else:
     note = (f"Every stage is one process; its wall time includes the "
             f"~{record.get('startup_s', 0):.0f} s a process takes to import TensorFlow.")
+    sources = _rss_sources(record)
+    if "wait4" in sources:
+      which = "marked * is" if len(sources) > 1 else "is"
+      note += (f" Peak RSS {which} wait4's ru_maxrss, which on Linux is at least the "
+               "runner's own peak when it started the stage (about 0.6 GiB, more after a "
+               "stage whose outputs it read)"
+               + ("; the others are the stage's own (VmHWM)." if len(sources) > 1 else "."))
+    else:
+      note += " Peak RSS is the stage's own (the VmHWM of its address space)."
   jobs = record.get("stage_jobs", 1)
   if jobs > 1:
     note += (f" Up to {jobs} stages at a time (--stage_jobs): a wall time includes the "
@@ -76,7 +96,7 @@ def stage_table(record: dict) -> str:
       continue
     rows = f"{s['rows']:,}" if s.get("rows") else "-"
     lines.append(f"| {name} | {s['wall_s']:.1f} | {rows} | {_fmt_rate(s.get('rows_per_s'))} | "
-                 f"{'-' if name.startswith('train') else _fmt_rate(s.get('rows_per_s_after_startup'))} | {_mib(s['peak_rss_bytes'])} | "
+                 f"{'-' if name.startswith('train') else _fmt_rate(s.get('rows_per_s_after_startup'))} | {_rss_cell(record, s)} | "
                  f"{s['disk_written_bytes'] / MIB:,.1f} |")
   if reruns:
     lines += ["", "Rerun: " + "; ".join(reruns) + "."]

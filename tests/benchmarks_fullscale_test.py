@@ -156,6 +156,40 @@ def test_run_stage_spawn_measures_the_process_and_names_a_failure(tmp_path):
     fullscale.fork_stage([sys.executable, "-c", "pass"], 1, {})
 
 
+def test_spawned_module_stage_reports_its_own_peak_rss(tmp_path):
+  """A `python -m` stage's peak RSS is its own VmHWM, not the runner's inherited high-water mark."""
+  ballast = bytearray(300 * 2**20)  # the runner's peak: 300 MiB of touched pages
+  ballast[::4096] = b"x" * len(ballast[::4096])
+  r = fullscale.run_stage("tiny", [sys.executable, "-m", "platform"], str(tmp_path), [])
+  assert r["peak_rss_source"] == "VmHWM"
+  assert 0 < r["peak_rss_bytes"] < 100 * 2**20  # an interpreter that imported `platform`
+  # wait4's ru_maxrss carries the runner's peak (Linux copies it into the child at fork).
+  assert r["peak_rss_wait4_bytes"] >= 300 * 2**20 > r["peak_rss_bytes"]
+  with open(r["log"]) as fh:
+    assert fh.read().strip()  # the module ran (`platform` prints the platform)
+  del ballast
+  # A plain command (not `python -m`) keeps wait4's figure, and says so.
+  r = fullscale.run_stage("plain", [sys.executable, "-c", "pass"], str(tmp_path), [])
+  assert r["peak_rss_source"] == "wait4" and r["peak_rss_bytes"] == r["peak_rss_wait4_bytes"]
+
+
+def test_stage_table_says_how_each_peak_rss_was_taken():
+  """Old records (wait4) are labelled; a record mixing both stars the wait4 figures."""
+  def record(*sources):
+    stages = {f"s{i}": {"wall_s": 1.0, "peak_rss_bytes": 2**20 * (i + 1), "disk_written_bytes": 0,
+                        **({"peak_rss_source": src} if src else {})}
+              for i, src in enumerate(sources)}
+    return {"scale": 0.01, "rows": 10, "file_bytes": 2**30, "machine": "m", "load_after": [0.0],
+            "git_revision": "g", "time": "t", "startup_s": 3.0, "stages": stages}
+  old = fullscale_report.stage_table(record(None, None))
+  assert "Peak RSS is wait4's ru_maxrss" in old and "*" not in old
+  mixed = fullscale_report.stage_table(record("VmHWM", "wait4"))
+  assert "| s0 | 1.0 | - | - | - | 1 |" in mixed and "| s1 | 1.0 | - | - | - | 2* |" in mixed
+  assert "marked * is wait4's" in mixed
+  own = fullscale_report.stage_table(record("VmHWM"))
+  assert "the stage's own (the VmHWM" in own and "*" not in own
+
+
 def _stage(wall, **extra):
   return {"wall_s": wall, "peak_rss_bytes": 1, "cpu_s": wall, "disk_written_bytes": 0, **extra}
 
