@@ -160,11 +160,22 @@ def growth(recs: List[dict], stage: str, key: str) -> Optional[float]:
   return math.log(pts[-1][1] / pts[0][1]) / math.log(pts[-1][0] / pts[0][0])
 
 
+def _k(v: Optional[float]) -> str:
+  return "-" if v is None else f"{v:.2f}"
+
+
 def scaling_table(recs: List[dict]) -> str:
-  """Time and peak RSS per stage at each scale, with the growth exponent against rows."""
+  """Time and peak RSS per stage at each scale, with the growth exponents against rows.
+
+  k over the smallest to the largest scale, and with three scales or more also
+  over the two largest, where the fixed costs (the ~5 s import, TensorFlow's
+  start) no longer hide how a stage grows.
+  """
   head = " | ".join(f"{r['rows']:,} rows: s / MiB" for r in recs)
-  lines = [f"| stage | {head} | time ~ rows^k | RSS ~ rows^k |",
-           "|---|" + "---|" * len(recs) + "---|---|"]
+  last_two = len(recs) >= 3
+  extra = " time k, two largest | RSS k, two largest |" if last_two else ""
+  lines = [f"| stage | {head} | time ~ rows^k | RSS ~ rows^k |{extra}",
+           "|---|" + "---|" * len(recs) + "---|---|" + ("---|---|" if last_two else "")]
   for stage in SCALED_STAGES:
     cells = []
     for r in recs:
@@ -173,9 +184,10 @@ def scaling_table(recs: List[dict]) -> str:
         cells.append("-")
       else:
         cells.append(f"{s['wall_s']:.1f} / {s['peak_rss_bytes'] / MIB:,.0f}")
-    kt, kr = growth(recs, stage, "wall_s"), growth(recs, stage, "peak_rss_bytes")
-    lines.append(f"| {stage} | " + " | ".join(cells) +
-                 f" | {'-' if kt is None else f'{kt:.2f}'} | {'-' if kr is None else f'{kr:.2f}'} |")
+    ks = [growth(recs, stage, "wall_s"), growth(recs, stage, "peak_rss_bytes")]
+    if last_two:
+      ks += [growth(recs[-2:], stage, "wall_s"), growth(recs[-2:], stage, "peak_rss_bytes")]
+    lines.append(f"| {stage} | " + " | ".join(cells) + " | " + " | ".join(_k(k) for k in ks) + " |")
   return "\n".join(lines) + "\n"
 
 
@@ -285,8 +297,9 @@ def render(path: str, out_dir: str, distributed_path: str = "") -> str:
   if len(recs) > 1:
     png = plot(recs, os.path.join(out_dir, PNG_FILE))
     parts += ["Scaling: wall seconds / peak RSS MiB per stage against rows; k is the exponent "
-              "of value ~ rows^k between the smallest and the largest scale (1 = linear; RSS "
-              "includes the tables, which grow with the ids).", "", scaling_table(recs)]
+              "of value ~ rows^k between the smallest and the largest scale, and between the two "
+              "largest where there are three (1 = linear; RSS includes the tables, which grow "
+              "with the ids).", "", scaling_table(recs)]
     if png:
       parts += [f"![fullscale scaling](benchmarks/results/{PNG_FILE})", ""]
   parts += [projection(recs, distributed_path)]

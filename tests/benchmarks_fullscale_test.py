@@ -140,6 +140,20 @@ def test_growth_exponent():
   assert fullscale_report.growth(recs, "s", "wall_s") == pytest.approx(1.0)
 
 
+def test_scaling_table_adds_the_two_largest_scales_exponent():
+  """A fixed cost flattens k over all scales; k between the two largest shows the growth."""
+  def rec(rows, wall, rss):
+    return {"rows": rows, "stages": {"generate": {"wall_s": wall, "peak_rss_bytes": rss}}}
+  recs = [rec(10, 1.0, 2**20), rec(100, 10.0, 2**20), rec(1000, 200.0, 2**21)]
+  row = [line for line in fullscale_report.scaling_table(recs).splitlines()
+         if line.startswith("| generate |")][0]
+  cells = [c.strip() for c in row.strip("|").split("|")]
+  # k(all) = log(200) / log(100) = 1.15; k(two largest) = log(20) / log(10) = 1.30.
+  assert cells[4:] == ["1.15", "0.15", "1.30", "0.30"]
+  two = fullscale_report.scaling_table(recs[:2])
+  assert "two largest" not in two  # (two scales: one exponent)
+
+
 def test_run_stage_spawn_measures_the_process_and_names_a_failure(tmp_path):
   """The spawn runner: a `python` process's wall / cpu / peak RSS, its output in the log."""
   out = tmp_path / "out.txt"
