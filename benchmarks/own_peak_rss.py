@@ -14,6 +14,7 @@ ran (also when it raised or called sys.exit); a process that ends through
 os._exit writes nothing, and the runner falls back to wait4's figure.
 """
 
+import importlib.util
 import os
 import runpy
 import sys
@@ -38,6 +39,12 @@ def main(argv) -> None:
   if len(argv) < 2:
     sys.exit("usage: python -m benchmarks.own_peak_rss MODULE [ARGS]")
   module, args = argv[1], argv[2:]
+  try:
+    found = importlib.util.find_spec(module) is not None
+  except (ImportError, ValueError):  # (a parent package that is missing, or "" / ".x")
+    found = False
+  if not found:
+    sys.exit(f"error: no module named {module!r}")
   out = os.environ.pop(ENV, None)  # (not passed on to the module's own children)
   sys.argv = [module, *args]
   try:

@@ -35,6 +35,7 @@ from absl import app
 from absl import flags
 
 from benchmarks import common_flags  # noqa: F401  (--results, --record)
+from benchmarks import own_peak_rss
 from benchmarks import records
 
 ROOT = records.REPO_ROOT
@@ -52,13 +53,9 @@ flags.DEFINE_string("out", None, "Internal: output dir of a worker run.")
 
 def _peak_rss_mib() -> float:
   """Peak resident set of this process (VmHWM; ru_maxrss would carry the parent's over exec)."""
-  try:
-    with open("/proc/self/status") as fh:
-      for line in fh:
-        if line.startswith("VmHWM:"):
-          return int(line.split()[1]) / 1024.0  # kB
-  except OSError:
-    pass
+  peak = own_peak_rss.own_peak_rss_bytes()
+  if peak is not None:
+    return peak / 2**20
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 

@@ -186,6 +186,11 @@ def test_spawned_module_stage_reports_its_own_peak_rss(tmp_path):
   r = fullscale.run_stage("plain", [sys.executable, "-c", "pass"], str(tmp_path), [])
   assert r["peak_rss_source"] == "wait4" and r["peak_rss_bytes"] == r["peak_rss_wait4_bytes"]
 
+def test_own_peak_rss_names_a_missing_module_in_one_line():
+  proc = subprocess.run([sys.executable, "-m", "benchmarks.own_peak_rss", "no_such_module_x"],
+                        cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
+  assert proc.returncode == 1 and proc.stderr.strip() == "error: no module named 'no_such_module_x'"
+
 
 def test_stage_table_says_how_each_peak_rss_was_taken():
   """Old records (wait4) are labelled; a record mixing both stars the wait4 figures."""
