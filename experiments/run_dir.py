@@ -64,7 +64,9 @@ def upgrade_params(params: Mapping[str, Any]) -> Dict[str, Any]:
 
   The batch sizes move from `trainer` to `input`; `data.embedding_dim` is
   dropped, because the run's spec.json already carries the embedding widths
-  it was trained with. Current params are returned unchanged (a copy).
+  it was trained with. Model fields added since take the value that rebuilds
+  the run's graph (`OLDER_FILE_DEFAULTS` of the model's config class).
+  Current params are returned unchanged (a copy).
   """
   params = json.loads(json.dumps(params))
   trainer = params.get("trainer") or {}
@@ -73,6 +75,16 @@ def upgrade_params(params: Mapping[str, Any]) -> Dict[str, Any]:
   if moved:
     params["input"] = {**moved, **(params.get("input") or {})}
   data.pop("embedding_dim", None)
+  model = params.get("model") or {}
+  if isinstance(model.get("params"), dict) and model.get("name"):
+    from ctr_zoo.models import base as models_base  # pylint: disable=g-import-not-at-top
+    from experiments import zoo  # pylint: disable=g-import-not-at-top
+    try:
+      config_class = zoo.config_class(model["name"])
+    except (KeyError, ValueError):
+      config_class = None  # an unknown model is reported where the config is built
+    if config_class is not None:
+      model["params"] = {**models_base.older_file_defaults(config_class), **model["params"]}
   return params
 
 

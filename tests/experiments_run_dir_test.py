@@ -55,6 +55,18 @@ class RunDirTest(testing.TestCase):
     self.assertEqual(upgraded["data"], {"name": "synthetic"})
     self.assertEqual(run_dir.legacy_keys(upgraded), [])
     self.assertEqual(old["trainer"]["batch_size"], 512)  # the input is not modified
+    self.assertEqual(upgraded["model"], old["model"])  # dnn has no field added since
+
+  def test_model_fields_added_since_take_the_value_of_the_saved_graph(self):
+    # A dcnv3 run from before `numeric_input` had the raw numeric values in x0.
+    old = {"name": "dcnv3_synthetic", "model": {"name": "dcnv3", "params": {"tri_bce": True}}}
+    self.assertEqual(run_dir.upgrade_params(old)["model"]["params"],
+                     {"tri_bce": True, "numeric_input": "raw"})
+    current = {"name": "dcnv3_synthetic",
+               "model": {"name": "dcnv3", "params": {"numeric_input": "fields"}}}
+    self.assertEqual(run_dir.upgrade_params(current), current)
+    unknown = {"name": "x", "model": {"name": "no_such_model", "params": {}}}
+    self.assertEqual(run_dir.upgrade_params(unknown), unknown)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,32 @@ class DCNv3Test(testing.TestCase):
     with self.assertRaisesRegex(ValueError, "bias_initializer"):
       models.build("dcnv3", self.spec, **small_overrides("dcnv3", bias_initializer="ones"))
 
+  def test_numeric_fields_enter_x0_as_x_times_v_and_older_files_keep_raw_values(self):
+    model = models.build("dcnv3", self.spec, **small_overrides("dcnv3"))  # numeric_input "fields"
+    id_fields = [l.name for l in model.layers if l.name.startswith("field_")]  # (B, 1, d) each
+    probe = tf.keras.Model(model.inputs, [model.get_layer(n).output for n in
+                                          ["x0", "dense_features"] + id_fields])
+    x0, dense, *ids = (t.numpy() for t in probe(self.x, training=False))
+    ids = np.concatenate([e[:, 0] for e in ids], axis=1)  # (B, n_id d)
+    v = model.get_layer("dense_field_embedding").weights[0].numpy()  # (m, d)
+    m = dense.shape[1]
+    self.assertEqual(v.shape, (m, DIM))
+    want = np.concatenate([ids, (dense[:, :, None] * v[None]).reshape(len(dense), m * DIM)], 1)
+    self.assertEqual(x0.shape[1], ids.shape[1] + m * DIM)
+    self.assertAllClose(x0, want, rtol=1e-6, atol=1e-7)
+    self.assertSameAfterReload(model, self.x)
+    raw = models.build("dcnv3", self.spec, **small_overrides("dcnv3", numeric_input="raw"))
+    self.assertEqual(raw.get_layer("exponential_cross").input.shape[1], ids.shape[1] + m)
+    # A file saved before `numeric_input` existed had the raw values in x0, and reloads so.
+    config = raw.get_config()
+    del config["config"]["numeric_input"]
+    old = type(raw).from_config(config)
+    self.assertEqual(old.model_config.numeric_input, "raw")
+    old.set_weights(raw.get_weights())
+    self.assertAllClose(old(self.x, training=False), raw(self.x, training=False))
+    with self.assertRaisesRegex(ValueError, "numeric_input"):
+      models.build("dcnv3", self.spec, **small_overrides("dcnv3", numeric_input="embedded"))
+
   def test_tri_bce_matches_numpy(self):
     model = models.build("dcnv3", self.spec, **small_overrides(
         "dcnv3", deep_dropout=0.0, shallow_dropout=0.0))  # no dropout: same heads twice

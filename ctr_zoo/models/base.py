@@ -146,6 +146,13 @@ def _build_section(owner: str, name: str, default, value):
     raise ModelConfigError(f"{owner}.{e}") from e
 
 
+def older_file_defaults(config_class) -> dict:
+  """{field: value} for config fields added after files were saved: a saved
+  config (model file, params.json) without the field means this value, the one
+  that rebuilds the saved graph (the config class's `OLDER_FILE_DEFAULTS`)."""
+  return dict(getattr(config_class, "OLDER_FILE_DEFAULTS", {}))
+
+
 def config_from(config_class, config: Any = None, **overrides):
   """An instance of `config_class` from None / an instance / a dict, plus overrides.
 
@@ -337,6 +344,8 @@ class CTRModel(tf.keras.Model):
     if unknown:
       raise ModelConfigError(f"{cls.__name__}.from_config: unknown keys {unknown}")
     model_config = dict(config.get("config") or {})
+    # Fields added after a file was saved take the value that reproduces its graph.
+    model_config = {**older_file_defaults(cls.config_class), **model_config}
     if "embedding" in _sections(cls.config_class) and "embedding" not in model_config:
       # Saved before the embedding section existed: the saved spec holds the widths.
       model_config["embedding"] = {"dim": None}

@@ -14,13 +14,18 @@ from ctr_zoo.models.registry import register_model
 
 # Cross bias initializers by name: "uniform" is uniform [0, 1) (the authors' code).
 BIAS_INITIALIZERS = ("zeros", "uniform")
+# How numeric fields enter x0: "fields" = x_j v_j, one d-wide field each (the
+# authors' code); "raw" = the values x_j themselves (the layout before this option).
+NUMERIC_INPUTS = ("fields", "raw")
 
 
 @dataclasses.dataclass(frozen=True)
 class DCNv3Config:
   """Config of `dcnv3`.
 
-  x0 = [e_1; ..; e_n; x_dense]; y_D = w_D^T ECN(x0) + b_D (the deep,
+  x0 = [e_1; ..; e_n; x_1 v_1; ..; x_m v_m] (every field d wide, as in the
+  authors' code; `numeric_input="raw"`: [e_1; ..; e_n; x_1; ..; x_m]);
+  y_D = w_D^T ECN(x0) + b_D (the deep,
   exponential network); y_S = w_S^T LCN(x0) + b_S (the shallow, linear one);
   logit = (y_D + y_S) / 2. No MLP: the crosses are the whole model.
 
@@ -38,6 +43,13 @@ class DCNv3Config:
     tri_bce: bool. Train with the Tri-BCE loss (see `DCNv3.training_loss`);
       False: plain BCE on the averaged logit. Defaults to True.
     cross_l2: float. L2 on the cross kernels. Defaults to 0.0.
+    numeric_input: str. "fields": each numeric field enters x0 as x_j v_j
+      (a learned d-vector v_j, initialised like the embeddings); "raw": as the
+      value x_j. Defaults to "fields": ECN(x0) is a polynomial of degree
+      2^L in x0 (16 for L = 4), so raw log1p values of 5-10 gave initial
+      logits in the hundreds, and one seed on the synthetic data never
+      recovered (test AUC 0.678 against 0.776; benchmarks/results/tuning.md).
+      Models saved before this option existed reload with "raw".
     embedding: EmbeddingConfig. Width, L2 and table layout.
   """
   num_deep_cross_layers: int = 4
@@ -49,7 +61,11 @@ class DCNv3Config:
   bias_initializer: str = "zeros"
   tri_bce: bool = True
   cross_l2: float = 0.0
+  numeric_input: str = "fields"
   embedding: base.EmbeddingConfig = dataclasses.field(default_factory=base.EmbeddingConfig)
+
+  # Saved before `numeric_input` existed: the raw values were in x0.
+  OLDER_FILE_DEFAULTS = {"numeric_input": "raw"}
 
   def __post_init__(self):
     owner, error = "DCNv3Config", base.ModelConfigError
@@ -64,6 +80,7 @@ class DCNv3Config:
                   error=error)
     checks.boolean(self.tri_bce, f"{owner}.tri_bce", error=error)
     checks.non_negative(self.cross_l2, f"{owner}.cross_l2", error=error)
+    checks.choice(self.numeric_input, f"{owner}.numeric_input", NUMERIC_INPUTS, error=error)
 
 
 @register_model("dcnv3")
@@ -84,7 +101,11 @@ class DCNv3(base.CTRModel):
 
   @classmethod
   def build_logit(cls, parts, config):
-    x0 = parts.flat_input()  # (B, D)
+    if config.numeric_input == "fields" and parts.dense_matrix() is not None:
+      x0 = parts_lib.flatten(
+          parts.field_stack(owner="dcnv3 with numeric_input='fields'").stack, name="x0")  # (B, (n + m) d)
+    else:
+      x0 = parts.flat_input()  # (B, n d + m)
     regularizer = parts_lib.l2_or_none(config.cross_l2)
     common = dict(layer_norm=config.layer_norm, batch_norm=config.batch_norm,
                   kernel_regularizer=regularizer,
