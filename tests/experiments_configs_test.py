@@ -153,6 +153,16 @@ class ConfigsTest(testing.TestCase):
     self.assertEqual(configs.get("lr_synthetic").model.params, {})  # no shared state
     self.assertEqual(configs.get("lr_synthetic").trainer["epochs"], 3)
 
+  def test_criteo_sample_stops_on_auc_minus_logloss_and_others_on_auc(self):
+    # The Criteo sample's ~460-row valid fold: AUC - logloss chosen by 5-fold CV (tuning.md).
+    self.assertEqual(configs.get("dcn_v2_criteo").trainer["monitor"], "auc-logloss")
+    self.assertEqual(configs.get("lr_criteo").trainer["monitor"], "auc-logloss")
+    for name in ("dcn_v2_synthetic", "dcn_v2_avazu", "dcn_v2_frappe", "dcn_v2_criteo_x4"):
+      self.assertEqual(configs.get(name).trainer["monitor"], "auc", name)
+    # An explicit override still wins over the data set's choice.
+    self.assertEqual(configs.get("dnn_criteo", {"trainer.monitor": "auc"}).trainer["monitor"],
+                     "auc")
+
   def test_round_trip_through_dict(self):
     cfg = configs.get("deepfm_criteo", {"model.params.tower.dropout": 0.1})
     self.assertEqual(base.ExperimentConfig.from_dict(cfg.to_dict()).to_dict(), cfg.to_dict())
