@@ -153,6 +153,10 @@ TUNED: Dict[str, Dict[str, Dict[str, object]]] = {
         "*": {"optimizer.embedding_learning_rate": 0.5, "optimizer.dense_learning_rate": 3e-3,
               "model.common_params.tower.dropout": 0.1},
         "lr": _LR_FTRL,
+        # One CIN layer of 64 maps, as xdeepfm_frappe (BARS's Frappe_x1 setting), for
+        # cost, not tuned: the paper's 3 x 200 maps over 39 fields of width 16 are ~55M
+        # multiply-adds per example (this: 1.6M), about 24 minutes per seed here.
+        "xdeepfm": {"model.params.cin_layer_sizes": [64]},
     },
     # Criteo sample (4,820 train rows), valid split, seed 0, dnn and dcn_v2 over
     # embedding_l2 {1e-5, 1e-4} x dropout {0.2, 0.5} x AdaGrad lr {0.05, 0.2}:
