@@ -28,8 +28,9 @@ every data setup below, e.g. `dcn_v2_synthetic`, `dnn_criteo`,
 Each is the base plus a few changed fields (`variant`), never a copy. Every
 named experiment stops early (`EARLY_STOPPING`): the valid split is scored
 after every epoch, training stops after `trainer.patience` epochs without a new
-best validation AUC (so `trainer.epochs` is an upper bound), and the best
-epoch's weights are the ones tested and exported.
+best validation AUC (AUC - logloss on the Criteo sample, see TUNED; so
+`trainer.epochs` is an upper bound), and the best epoch's weights are the ones
+tested and exported.
 """
 
 from __future__ import annotations
