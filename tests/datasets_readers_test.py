@@ -118,6 +118,28 @@ class ReadersTest(testing.TestCase):
     self.assertEqual(summary.read["rows_skipped"], 1)
     self.assertIn("line 3", summary.read["examples"][0])
 
+  def test_byte_scans_of_integer_and_utf8_checks(self):
+    """The one-pass byte scans: hex anywhere in a (sliced) column, non-ASCII UTF-8 kept, bad UTF-8 named."""
+    arr = pa.array(["12", "0X1f", "7", "-3"]).slice(2)
+    self.assertFalse(readers._holds_x(arr))  # pylint: disable=protected-access
+    self.assertTrue(readers._holds_x(pa.array(["12", "0X1f"]).slice(1)))  # pylint: disable=protected-access
+    self.assertIsNone(readers._invalid_utf8(pa.array(["café", None, "a"])))  # pylint: disable=protected-access
+    for value in ("0x1F", "0X10"):
+      rows = list(ROWS)
+      rows[6] = f"0\t{value}\ta"
+      with self.assertRaisesRegex(datasets.DataError,
+                                  rf"line 7, field 'I1': not an integer, got '{value}'"):
+        datasets.fit(self.tsv(rows), SPEC)
+    rows = list(ROWS)
+    rows[3] = "1\t0\tcafé"
+    fitted = datasets.fit(self.tsv(rows), spec_lib.FeatureSpec(features=(
+        spec_lib.DenseFeature("I1", transform="log1p"), spec_lib.CategoricalFeature("C1"))))
+    self.assertIn("café", fitted["C1"].vocabulary)
+    path = self.write("latin1.tsv", ("\n".join(ROWS[:4]) + "\n1\t0\tcaf\xe9\n").encode("latin-1"),
+                      mode="wb")
+    with self.assertRaisesRegex(datasets.DataError, r"line 5, field 'C1': invalid UTF-8"):
+      datasets.fit(path, SPEC)
+
   def test_skip_line_numbers_after_a_short_row(self):
     rows = list(ROWS)
     rows[1] = "0\t1"  # line 2: field count

@@ -315,8 +315,9 @@ def sequence_ids(values: pa.Array, feature: spec_lib.SequenceFeature, vocabulary
   return out
 
 
-def encode_table(table: pa.Table, spec: spec_lib.FeatureSpec,
-                 with_label: bool = True) -> Tuple[Dict[str, np.ndarray], Optional[np.ndarray]]:
+def encode_table(table: pa.Table, spec: spec_lib.FeatureSpec, with_label: bool = True,
+                 ids: Optional[Dict[str, np.ndarray]] = None
+                 ) -> Tuple[Dict[str, np.ndarray], Optional[np.ndarray]]:
   """Encodes a typed raw table (a `readers.RawBatch.table`) with a fitted spec.
 
   Args:
@@ -324,6 +325,8 @@ def encode_table(table: pa.Table, spec: spec_lib.FeatureSpec,
       categorical columns may also be dictionary arrays of strings.
     spec: FeatureSpec. Must be fitted.
     with_label: bool. Also return the label. Defaults to True.
+    ids: dict or None. Features whose ids are already known (name -> int64
+      (n,)), used as given; their columns are not read.
 
   Returns:
     (features, labels): features maps names to np arrays (int64 (n,) ids,
@@ -331,6 +334,9 @@ def encode_table(table: pa.Table, spec: spec_lib.FeatureSpec,
   """
   out = {}
   for f in spec.features:
+    if ids is not None and f.name in ids:
+      out[f.name] = ids[f.name]
+      continue
     col = table.column(f.name)
     arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     if isinstance(f, spec_lib.SequenceFeature):

@@ -42,6 +42,7 @@ from typing import Any, Dict, Optional
 
 from absl import logging
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -134,6 +135,192 @@ class _ValueCounter:
     return 0 if self.merged is None else self.merged.num_rows
 
 
+def _string_keys(values: pa.Array) -> Optional[np.ndarray]:
+  """uint64 keys of a null-free string array of values of at most 8 bytes without NUL, or None.
+
+  A key is the value's bytes NUL-padded to 8, read big-endian: keys order as
+  the strings' bytes do, and `_key_strings` inverts them. (Every Criteo and
+  Avazu token is 8 bytes: those keys are a view of the array's data.)
+  """
+  if values.type != pa.string() or values.null_count:
+    return None
+  n = len(values)
+  bufs = values.buffers()
+  offsets = np.frombuffer(bufs[1], np.int32, count=n + 1, offset=4 * values.offset)
+  data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+  data = data[offsets[0]:offsets[-1]]
+  if n == 0:
+    return np.zeros(0, np.uint64)
+  lengths = np.diff(offsets)
+  if lengths.max() > 8 or (data == 0).any():
+    return None
+  if lengths.min() == 8:
+    return data.view(">u8").astype(np.uint64)
+  padded = np.zeros((n, 8), np.uint8)
+  rows = np.repeat(np.arange(n), lengths)
+  padded[rows, np.arange(len(data)) - np.repeat(offsets[:-1] - offsets[0], lengths)] = data
+  return padded.view(">u8").ravel().astype(np.uint64)
+
+
+def _key_strings(keys: np.ndarray) -> pa.Array:
+  """The strings of `_string_keys` keys (large_string)."""
+  b = keys.astype(">u8").view(np.uint8).reshape(-1, 8)
+  nonzero = b != 0  # a value holds no NUL: its bytes are the non-zero ones, then padding
+  offsets = np.concatenate([[0], np.cumsum(nonzero.sum(axis=1))]).astype(np.int64)
+  return pa.LargeStringArray.from_buffers(len(keys), pa.py_buffer(offsets),
+                                          pa.py_buffer(np.ascontiguousarray(b[nonzero])))
+
+
+class _ProvisionalIds:
+  """A categorical field's distinct values, numbered, for `fit_transform`'s one parse.
+
+  Every value read (in any split) gets a provisional id; `counts` holds its
+  count in the fitted rows. Batch dictionaries wait in `pending` and are
+  merged when the pending entries reach half the known values (a linear
+  total cost, as `_ValueCounter`); the merge writes each batch dictionary's
+  provisional ids (int32) to `map_path`, in batch order. Once the vocabulary
+  is chosen, `final` maps provisional ids to ids, and the transforming pass
+  maps a staged batch with two gathers (`batch_ids`): no value is hashed or
+  searched again.
+
+  Two ways to merge:
+  - keys (integer fields, and strings of at most 8 bytes, `_string_keys`):
+    the known keys are kept sorted with their provisional ids; a merge sorts
+    the pending keys (np.unique), finds them by binary search and inserts
+    the new ones (O(known) memory moves, no hashing of the known values);
+  - values (any other string): one `dictionary_encode` of [values, pending
+    dictionaries]; Arrow numbers distinct values in order of first
+    appearance, so known values keep their ids and new ones are appended.
+  A string field starts with keys and moves to values for good at its first
+  dictionary that has no keys.
+  """
+
+  def __init__(self, map_path: str, value_type=pa.large_string()):
+    self.map_path = map_path
+    self.value_type = value_type
+    self.is_int = pa.types.is_integer(value_type)
+    key_type = np.int64 if self.is_int else np.uint64
+    self.keys = np.zeros(0, key_type)  # by provisional id (keys mode)
+    self.sorted_keys = np.zeros(0, key_type)
+    self.sorted_ids = np.zeros(0, np.int64)  # provisional id of each sorted key
+    self.values = None  # pa.Array by provisional id (values mode)
+    self.counts = np.zeros(0, np.int64)
+    self.pending = []  # (keys or dictionary, counts in the fitted rows)
+    self.pending_rows = 0
+    self.sizes = []  # dictionary length of each batch
+    self.final = None  # provisional id -> id (after vocabulary())
+    self._map = open(map_path, "wb")  # pylint: disable=consider-using-with
+    self._read = None
+    self._batch = 0
+
+  @property
+  def known(self) -> int:
+    return len(self.keys) if self.values is None else len(self.values)
+
+  def add_dictionary(self, values: pa.DictionaryArray, mask: Optional[np.ndarray]) -> np.ndarray:
+    """Takes one batch's dictionary array; counts its rows where `mask` (all if None).
+
+    Returns its indices as NumPy, -1 where null (what `_write_indices` stages).
+    """
+    indices = values.indices
+    all_idx = pc.fill_null(indices, -1).to_numpy() if indices.null_count else indices.to_numpy()
+    idx = all_idx if mask is None else all_idx[mask]
+    if indices.null_count:
+      idx = idx[idx >= 0]
+    dictionary = values.dictionary
+    n = len(dictionary)
+    entry = dictionary
+    if self.values is None:  # keys mode
+      entry = dictionary.to_numpy() if self.is_int else _string_keys(dictionary)
+      if entry is None:
+        self._merge()
+        self.values = _key_strings(self.keys)  # values mode from now on
+        entry = dictionary
+    self.pending.append((entry, np.bincount(idx, minlength=n)))
+    self.sizes.append(n)
+    self.pending_rows += n
+    if self.pending_rows >= max(_MERGE_EVERY, self.known // 2):
+      self._merge()
+    return all_idx
+
+  def _merge(self) -> None:
+    if not self.pending:
+      return
+    known = self.known
+    if self.values is None:
+      # np.unique(keys, return_inverse=True), 2.4x faster: hash, then sort the distinct keys only.
+      codes, uniq = pd.factorize(np.concatenate([k for k, _ in self.pending]))
+      by_key = np.argsort(uniq)
+      rank = np.empty(len(uniq), np.int64)
+      rank[by_key] = np.arange(len(uniq))
+      uniq, inverse = uniq[by_key], rank[codes]
+      pos = np.searchsorted(self.sorted_keys, uniq)
+      found = pos < known
+      found[found] = self.sorted_keys[pos[found]] == uniq[found]
+      uniq_ids = np.empty(len(uniq), np.int64)
+      uniq_ids[found] = self.sorted_ids[pos[found]]
+      new = ~found
+      uniq_ids[new] = known + np.arange(np.count_nonzero(new))
+      self.keys = np.concatenate([self.keys, uniq[new]])
+      self.sorted_keys = np.insert(self.sorted_keys, pos[new], uniq[new])
+      self.sorted_ids = np.insert(self.sorted_ids, pos[new], uniq_ids[new])
+      ids = uniq_ids[inverse]
+    else:
+      parts = [self.values] + [pc.cast(d, self.value_type) for d, _ in self.pending]
+      encoded = pc.dictionary_encode(pa.concat_arrays(parts))
+      ids = encoded.indices.to_numpy()[known:]
+      self.values = encoded.dictionary
+    counts = np.zeros(self.known, np.int64)
+    counts[:known] = self.counts
+    seen = np.concatenate([c for _, c in self.pending])
+    counts += np.bincount(ids, weights=seen, minlength=len(counts)).astype(np.int64)
+    self.counts = counts
+    ids.astype(np.int32).tofile(self._map)
+    self.pending, self.pending_rows = [], 0
+
+  def vocabulary(self, min_count: int, max_vocab_size: Optional[int]) -> tuple:
+    """The vocabulary (as `_ValueCounter.vocabulary`); also sets `final`."""
+    self._merge()
+    self._map.close()
+    kept = np.flatnonzero(self.counts >= max(min_count, 1))  # count 0: only outside the fit split
+    counts = self.counts[kept]
+    if self.values is None and not self.is_int:  # key order is byte order: no strings to sort
+      order = np.lexsort((self.keys[kept], -counts))[:max_vocab_size]
+      vocab = _key_strings(self.keys[kept[order]])
+    else:
+      values = pa.array(self.keys[kept]) if self.values is None else \
+          self.values.take(pa.array(kept))
+      if pa.types.is_integer(values.type):  # bucketized integers: tokens (and ties) as strings
+        values = pc.cast(values, pa.string())
+      t = pa.table({"value": values, "count": counts})
+      order = pc.sort_indices(t, sort_keys=[("count", "descending"), ("value", "ascending")])
+      order = order.to_numpy()[:max_vocab_size]
+      vocab = t.column("value").take(pa.array(order))
+    self.final = np.full(self.known, spec_lib.OOV_ID, np.int64)
+    self.final[kept[order]] = spec_lib.NUM_RESERVED_IDS + np.arange(len(order), dtype=np.int64)
+    return tuple(vocab.to_pylist())
+
+  @property
+  def distinct(self) -> int:
+    """Distinct values in the fitted rows."""
+    self._merge()
+    return int(np.count_nonzero(self.counts))
+
+  def batch_ids(self, indices: np.ndarray) -> np.ndarray:
+    """Ids (int64) of the next staged batch's dictionary indices (-1: missing -> MISSING_ID)."""
+    if self._read is None:
+      self._read = open(self.map_path, "rb")  # pylint: disable=consider-using-with
+    provisional = np.fromfile(self._read, np.int32, count=self.sizes[self._batch])
+    self._batch += 1
+    lookup = np.append(self.final[provisional], np.int64(spec_lib.MISSING_ID))  # [-1]: missing
+    return lookup[indices]
+
+  def close(self) -> None:
+    self._map.close()
+    if self._read is not None:
+      self._read.close()
+
+
 @dataclasses.dataclass
 class FitSummary:
   """What `fit` saw.
@@ -198,6 +385,8 @@ class _Fitter:
     self.summary.rows += rows.num_rows
     self.summary.positives += int(pc.sum(pc.cast(rows.column(spec.label), pa.int64())).as_py() or 0)
     for f in spec.features:
+      if isinstance(self.counters.get(f.name), _ProvisionalIds):
+        continue  # fed by fit_transform, every batch
       col = rows.column(f.name) if f.name in rows.column_names else None
       if isinstance(f, spec_lib.DenseFeature):
         if f.name in self.histograms:
@@ -475,10 +664,14 @@ class _Transformer:
     # Parquet encoding and compression of batch i overlap the encoding of batch i + 1.
     self.writes = background.SerialWorker(depth=2, name="shard-writer")
 
-  def add(self, table: pa.Table, which: Optional[np.ndarray]) -> None:
-    """Encodes `table` (typed raw rows) and writes row i to split `which[i]` (all: split 0)."""
+  def add(self, table: pa.Table, which: Optional[np.ndarray],
+          ids: Optional[Dict[str, np.ndarray]] = None) -> None:
+    """Encodes `table` (typed raw rows) and writes row i to split `which[i]` (all: split 0).
+
+    `ids`: features whose ids are already known (see `encoding.encode_table`).
+    """
     spec = self.spec
-    features, labels = encoding.encode_table(table, spec)
+    features, labels = encoding.encode_table(table, spec, ids=ids)
     for f in self.id_features:
       ids = features[f.name]
       self.oov[f.name] += int(np.count_nonzero(ids == spec_lib.OOV_ID))
@@ -527,6 +720,8 @@ class _Transformer:
 
 
 _STAGE_FILE = ".fit_transform_stage.arrows"
+_STAGE_IDS_FILE = ".fit_transform_stage.ids"
+_IDS_FILE_PREFIX = ".fit_transform_ids."
 _SPLIT_COLUMN = "__split__"
 DEFAULT_MAX_STAGE_BYTES = 16 << 30
 
@@ -546,15 +741,49 @@ def _estimated_stage_bytes(source: Any) -> Optional[int]:
   return total
 
 
-def _staged_batches(batches, dict_names, split):
-  """(record batch to stage, split ids or None) per raw batch: categorical strings as dictionaries."""
+def _write_indices(sink, idx: np.ndarray, n: int) -> None:
+  """A batch's dictionary indices `idx` (null: -1) into a dictionary of `n` values, in the
+  smallest signed type, after a size byte."""
+  dtype = np.dtype(np.int8 if n <= 127 else np.int16 if n <= 32767 else np.int32)
+  sink.write(bytes([dtype.itemsize]))
+  sink.write(memoryview(idx.astype(dtype, copy=False)).cast("B"))
+
+
+def _read_indices(src, rows: int) -> np.ndarray:
+  """The next `_write_indices` block of `rows` indices."""
+  dtype = np.dtype({1: np.int8, 2: np.int16, 4: np.int32}[src.read(1)[0]])
+  return np.frombuffer(src.read(rows * dtype.itemsize), dtype)
+
+
+def _bucket_dictionary(values: pa.Array) -> pa.DictionaryArray:
+  """`pc.dictionary_encode(encoding.bucketize(values))`, bucketizing only the distinct values."""
+  raw = pc.dictionary_encode(values)
+  buckets, inverse = np.unique(
+      encoding.bucketize(raw.dictionary).to_numpy(zero_copy_only=False), return_inverse=True)
+  indices = raw.indices
+  idx = pc.fill_null(indices, 0).to_numpy() if indices.null_count else indices.to_numpy()
+  mask = None if not indices.null_count else ~pc.is_valid(indices).to_numpy(zero_copy_only=False)
+  remapped = inverse.astype(np.int32)[idx] if len(inverse) else np.zeros(len(idx), np.int32)
+  return pa.DictionaryArray.from_arrays(pa.array(remapped, pa.int32(), mask=mask),
+                                        pa.array(buckets, pa.int64()))
+
+
+def _staged_batches(batches, dict_names, split, bucket_names=frozenset()):
+  """(record batch to stage, split ids or None) per raw batch.
+
+  Categorical strings become dictionary arrays, and so do the `bucket_names`
+  integer columns, bucketized (`encoding.bucketize`) first.
+  """
   for batch in batches:
     table = batch.table
     columns = []
     for name, col in zip(table.column_names, table.columns):
       arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-      if name in dict_names and pa.types.is_string(arr.type):
-        arr = pc.dictionary_encode(arr)  # (n,) int32 indices + distinct values
+      if name in bucket_names:
+        arr = _bucket_dictionary(arr)
+      elif name in dict_names:  # (the readers type categorical columns as strings)
+        arr = pc.dictionary_encode(arr if pa.types.is_string(arr.type) else
+                                   pc.cast(arr, pa.string()))  # (n,) int32 indices + values
       columns.append(arr)
     which = None
     if split is not None:
@@ -573,13 +802,17 @@ def fit_transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, s
   """`fit` then `transform` of the same source, parsing the raw text once.
 
   The result is identical to `transform(source, fit(source, spec, ...), ...)`.
-  The fitting pass keeps each parsed batch, with its categorical columns
-  dictionary-encoded (int32 indices + the batch's distinct values), in an
-  uncompressed Arrow IPC stream `output_dir/.fit_transform_stage.arrows`;
-  counting then works on the indices, and the transforming pass reads the
-  stream back a batch at a time (memory stays bounded by the batch size) and
-  maps each batch dictionary to ids once instead of every row. The stream is
-  deleted at the end. When the source's size (x5 for compressed files)
+  The fitting pass dictionary-encodes each parsed batch's categorical
+  columns (int32 indices + the batch's distinct values) and keeps the batch
+  in an uncompressed Arrow IPC stream `output_dir/.fit_transform_stage.arrows`;
+  counting works on the indices. A vocabulary field's batch dictionaries are
+  numbered in one table of the field's distinct values (`_ProvisionalIds`:
+  provisional ids, written to `.fit_transform_ids.<field>.int32`), so the
+  stream holds only its indices, and the transforming pass, reading the
+  stream back a batch at a time (memory stays bounded by the batch size),
+  maps them with two gathers: provisional id -> id, a table built once
+  from the vocabulary. Hashed fields keep their batch dictionary in the
+  stream and hash it once per batch. The files are deleted at the end. When the source's size (x5 for compressed files)
   exceeds `max_stage_bytes` or half the free disk space of `output_dir`, it
   falls back to two reading passes.
 
@@ -608,19 +841,39 @@ def fit_transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, s
   start = time.perf_counter()
   stage_path = os.path.join(output_dir, _STAGE_FILE)
   dict_names = {f.name for f in spec.features if isinstance(f, spec_lib.CategoricalFeature)}
+  shared = {f.shares_vocabulary_with for f in spec.features
+            if isinstance(f, spec_lib.SequenceFeature) and f.shares_vocabulary_with}
+  bucket_names = {f.name for f in spec.features if isinstance(f, spec_lib.DenseFeature)
+                  and f.transform == "bucketize"}
   fitter = _Fitter(spec)
+  provisional = {}
+  for i, f in enumerate(spec.features):
+    if f.name in bucket_names or (f.name in dict_names and f.hash_buckets is None
+                                  and f.name not in shared):
+      provisional[f.name] = fitter.counters[f.name] = _ProvisionalIds(
+          os.path.join(output_dir, f"{_IDS_FILE_PREFIX}{i}.int32"),
+          pa.int64() if f.name in bucket_names else pa.large_string())
+  ids_path = os.path.join(output_dir, _STAGE_IDS_FILE)
   read_summary = readers.ReadSummary()
   writer = None
   try:
     # Three stages on their own threads: parsing; dictionary-encoding (and the
     # split column); counting and staging.
-    with pa.OSFile(stage_path, "wb") as sink, background.Prefetch(readers.read_batches(
-        source, spec, summary=read_summary, progress=progress, **read_args)) as batches, \
-        background.Prefetch(_staged_batches(batches, dict_names, split)) as staged_batches:
+    with pa.OSFile(stage_path, "wb") as sink, open(ids_path, "wb") as ids_sink, \
+        background.Prefetch(readers.read_batches(
+            source, spec, summary=read_summary, progress=progress, **read_args)) as batches, \
+        background.Prefetch(_staged_batches(batches, dict_names, split,
+                                            bucket_names)) as staged_batches:
       for staged, which in staged_batches:
+        mask = None if which is None else which == split.names.index(fit_split)
         fitter.add(pa.Table.from_batches([staged]).drop_columns(
-            [_SPLIT_COLUMN] if split is not None else []),
-                   None if which is None else which == split.names.index(fit_split))
+            [_SPLIT_COLUMN] if split is not None else []), mask)
+        for name, p in provisional.items():  # every batch, fitted rows or not (ids for all)
+          # Their ids come from the provisional ids: the indices suffice.
+          column = staged.column(name)
+          _write_indices(ids_sink, p.add_dictionary(column, mask), len(column.dictionary))
+        if provisional:
+          staged = staged.select([n for n in staged.schema.names if n not in provisional])
         if writer is None:
           writer = pa.ipc.new_stream(sink, staged.schema)
         writer.write_batch(staged)
@@ -632,20 +885,25 @@ def fit_transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, s
     transformer = _Transformer(fitted, output_dir, split, rows_per_shard, compression)
     try:
       # Plain reads, not a memory map: RSS stays bounded.
-      with pa.OSFile(stage_path, "rb") as src, \
+      with pa.OSFile(stage_path, "rb") as src, open(ids_path, "rb") as ids_src, \
           background.Prefetch(pa.ipc.open_stream(src)) as staged_batches:
         for staged in staged_batches:
           which = None
           if split is not None:
             which = staged.column(_SPLIT_COLUMN).to_numpy()
             staged = staged.drop_columns([_SPLIT_COLUMN])
-          transformer.add(pa.Table.from_batches([staged]), which)
+          ids = {name: p.batch_ids(_read_indices(ids_src, staged.num_rows))
+                 for name, p in provisional.items()}
+          transformer.add(pa.Table.from_batches([staged]), which, ids)
     finally:
       transformer.close()
     transform_summary = transformer.finish(read_summary, transform_start)
   finally:
     if writer is not None:
       writer.close()
-    if os.path.exists(stage_path):
-      os.remove(stage_path)
+    for path in [stage_path, ids_path] + [p.map_path for p in provisional.values()]:
+      if os.path.exists(path):
+        os.remove(path)
+    for p in provisional.values():
+      p.close()
   return fitted, fit_summary, transform_summary

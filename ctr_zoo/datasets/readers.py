@@ -368,7 +368,7 @@ def _parse_ints(arr: pa.Array):
   """
   try:
     typed = pc.cast(arr, pa.int64())
-    if not pc.any(pc.match_substring(arr, "x", ignore_case=True)).as_py():
+    if not _holds_x(arr):  # the cast also reads hexadecimal "0x10"; nothing else off-grammar
       return typed, None
   except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
     pass
@@ -386,6 +386,23 @@ def _parse_ints(arr: pa.Array):
       values.append(None if v is None else int(v))
     typed = pa.array(values, pa.int64())
   return typed, ~ok
+
+
+def _string_bytes(arr: pa.Array) -> np.ndarray:
+  """The UTF-8 bytes of a string array's values, concatenated (a view, no copy)."""
+  bufs = arr.buffers()
+  if bufs[2] is None or len(arr) == 0:
+    return np.zeros(0, np.uint8)
+  offsets = np.frombuffer(bufs[1], np.int32, count=len(arr) + 1, offset=4 * arr.offset)
+  return np.frombuffer(bufs[2], np.uint8)[offsets[0]:offsets[-1]]
+
+
+def _holds_x(arr: pa.Array) -> bool:
+  """Whether any value of a string array holds "x" or "X" (one vectorised pass over its bytes)."""
+  if arr.type != pa.string():
+    return bool(pc.any(pc.match_substring(arr, "x", ignore_case=True)).as_py())
+  data = _string_bytes(arr)
+  return bool(data.size) and bool(((data | 0x20) == ord("x")).any())
 
 
 def _parse_floats(arr: pa.Array):
@@ -611,6 +628,9 @@ def _blank_rows(table: pa.Table) -> Optional[np.ndarray]:
   """Mask of the rows whose every field is missing (blank lines), or None if there are none."""
   if table.num_rows == 0 or table.num_columns == 0:
     return None
+  # A blank row has no value in any column: only columns holding nulls can make one.
+  if any(column.null_count == 0 for column in table.columns):
+    return None
   blank = None
   for column in table.columns:
     missing = column.is_null()
@@ -622,6 +642,10 @@ def _blank_rows(table: pa.Table) -> Optional[np.ndarray]:
 
 def _invalid_utf8(arr: pa.Array) -> Optional[np.ndarray]:
   """Mask of the values of a string array that are not valid UTF-8, or None if all are."""
+  if arr.type == pa.string():
+    data = _string_bytes(arr)
+    if not data.size or data.max() < 0x80:  # ASCII is UTF-8 (one pass, no decoding)
+      return None
   try:
     arr.validate(full=True)
     return None
