@@ -788,7 +788,8 @@ def merge_record(path: str, record: dict, partial: bool = False) -> None:
     for name in record["stages"]:
       if not record["stages"][name].get("skipped"):
         merged["stages"][name]["rerun"] = {"time": record["time"],
-                                           "git_revision": record["git_revision"]}
+                                           "git_revision": record["git_revision"],
+                                           "machine": record.get("machine")}
     merged["targets"] = targets(merged)
     record = merged
   kept = [r for r in existing.get("records", []) if r.get("scale") != record["scale"]]

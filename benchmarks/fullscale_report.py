@@ -77,6 +77,11 @@ def _runner_note(record: dict) -> str:
   return note
 
 
+def _cpu(machine: str) -> str:
+  """The cores and CPU model of a `records.machine_description()` string."""
+  return machine.split(";")[0].strip()
+
+
 def stage_table(record: dict) -> str:
   """One scale: wall, rows/s, peak RSS, disk written per stage."""
   lines = [f"Scale {record['scale']:g}: {record['rows']:,} rows, {record['file_bytes'] / 2**30:.2f} "
@@ -88,8 +93,11 @@ def stage_table(record: dict) -> str:
   reruns = []
   for name, s in record["stages"].items():
     if s.get("rerun"):
+      where = ""
+      if _cpu(s["rerun"].get("machine") or record["machine"]) != _cpu(record["machine"]):
+        where = f" on another machine ({_cpu(s['rerun']['machine'])})"
       reruns.append(f"{name} was measured again at git {s['rerun']['git_revision']}, "
-                    f"{s['rerun']['time']}")
+                    f"{s['rerun']['time']}{where}")
       name += " (rerun)"
     if s.get("skipped"):
       lines.append(f"| {name} | reused | {s['rows']:,} | - | - | - | - |")

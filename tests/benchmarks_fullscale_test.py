@@ -209,6 +209,24 @@ def test_stage_table_says_how_each_peak_rss_was_taken():
   assert "the stage's own (the VmHWM" in own and "*" not in own
 
 
+def test_stage_table_names_the_machine_of_a_rerun_on_another_host():
+  record = {"scale": 1, "rows": 10, "file_bytes": 2**30, "load_after": [0.0],
+            "machine": "2 cores, CPU A; TF 2.21.0; load average at start 1.0",
+            "git_revision": "g", "time": "t", "startup_s": 3.0, "stages": {}}
+  stage = {"wall_s": 1.0, "peak_rss_bytes": 2**20, "disk_written_bytes": 0,
+           "peak_rss_source": "VmHWM"}
+  record["stages"] = {
+      "same": {**stage, "rerun": {"time": "t1", "git_revision": "g1",
+                                  "machine": "2 cores, CPU A; TF 2.21.0; load average at start 2.0"}},
+      "other": {**stage, "rerun": {"time": "t2", "git_revision": "g2",
+                                   "machine": "2 cores, CPU B; TF 2.21.0; load average at start 0.1"}},
+      "old": {**stage, "rerun": {"time": "t3", "git_revision": "g3"}}}
+  text = fullscale_report.stage_table(record)
+  assert "same was measured again at git g1, t1;" in text
+  assert "other was measured again at git g2, t2 on another machine (2 cores, CPU B);" in text
+  assert "old was measured again at git g3, t3." in text
+
+
 def _stage(wall, **extra):
   return {"wall_s": wall, "peak_rss_bytes": 1, "cpu_s": wall, "disk_written_bytes": 0, **extra}
 
@@ -223,6 +241,7 @@ def test_merge_record_partial_keeps_the_other_stages_and_scales(tmp_path):
   fullscale.merge_record(path, full)
   fullscale.merge_record(path, other)
   partial = {"scale": 0.01, "time": "t1", "git_revision": "g1", "rows": 10,
+             "machine": "2 cores, CPU B; TF 2.21.0; load average at start 0.5",
              "stages": {"generate": {"skipped": True, "rows": 10, "file_bytes": 1},
                         "preprocess_min10": _stage(1.0, rows=10, rows_per_s=10.0)}}
   fullscale.merge_record(path, partial, partial=True)
@@ -233,7 +252,8 @@ def test_merge_record_partial_keeps_the_other_stages_and_scales(tmp_path):
   assert st["generate"] == full["stages"]["generate"]  # a reused file keeps its measurement
   assert st["train_all"] == full["stages"]["train_all"]
   assert st["preprocess_min10"]["wall_s"] == 1.0
-  assert st["preprocess_min10"]["rerun"] == {"time": "t1", "git_revision": "g1"}
+  assert st["preprocess_min10"]["rerun"] == {"time": "t1", "git_revision": "g1",
+                                             "machine": partial["machine"]}
   assert recs[0]["time"] == "t0"
   assert recs[0]["targets"]["preprocess_rows_per_s>=250k"] == {"value": 10.0, "met": False}
   # Not partial: the scale's record is replaced whole.
