@@ -252,7 +252,8 @@ def projection(recs: List[dict], distributed_path: str) -> str:
   test_rows = TB_ROWS / TB_DAYS / 2
   lines = ["**Projection, not a measurement.** Criteo 1TB logs: 4,373,472,329 rows in 24 days "
            "(23 train, the last halved into valid and test). Each time below is rows / a rate "
-           f"measured at scale {r['scale']:g} ({r['rows']:,} rows) on the machine above, with no "
+           f"measured at scale {r['scale']:g} ({r['rows']:,} rows) on the machine above (or, for a "
+           "stage marked rerun on another machine, that one), with no "
            "correction for the larger vocabulary (the training rows here are measured flat in "
            "vocabulary only up to the ids of that scale).", "",
            "| stage | measured rate, rows/s (training: steady ex/s; others: after start-up) | rows "
