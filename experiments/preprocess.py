@@ -31,6 +31,7 @@ from experiments import cli
 cli.import_tensorflow_quietly()  # (selects Keras 2 before TensorFlow)
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from ctr_zoo import datasets
+from ctr_zoo.datasets import preprocessing as preprocessing_lib
 from ctr_zoo.datasets import readers
 from ctr_zoo.feature_columns import integers
 from ctr_zoo.feature_columns import spec as spec_lib
@@ -56,6 +57,10 @@ flags.DEFINE_enum("format", "auto", list(readers.FILE_FORMATS), "Input format.")
 flags.DEFINE_string("field_map", "", "libFM: a '<feature id> <field>' file (default: fields "
                     "by position in the line).")
 flags.DEFINE_integer("rows_per_shard", 1 << 20, "Rows per output Parquet file.")
+flags.DEFINE_float("max_stage_gib", preprocessing_lib.DEFAULT_MAX_STAGE_BYTES / 2**30,
+                   "The raw text is parsed once when its size (x5 if compressed) is at most this "
+                   "many GiB and half the free disk of --output; the parsed rows are staged there "
+                   "(about 70 bytes per Criteo row), else it is parsed twice.")
 
 
 def _inputs(text: str, output: str, seed: int) -> list:
@@ -91,7 +96,8 @@ def main(argv):
     bar = progress.ProgressBar("fit+transform", width=30, min_interval=0.5)
     fitted, fit_summary, summary = datasets.fit_transform(
         sources, spec, FLAGS.output, progress=bar.file_callback,
-        rows_per_shard=FLAGS.rows_per_shard, **common)
+        rows_per_shard=FLAGS.rows_per_shard,
+        max_stage_bytes=int(FLAGS.max_stage_gib * 2**30), **common)
     bar.finish()
   except (datasets.DataError, ValueError) as e:
     print(f"\nerror: {e}", file=sys.stderr)

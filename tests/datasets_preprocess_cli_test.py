@@ -39,6 +39,24 @@ class PreprocessCliTest(testing.TestCase):
     feats, labels = datasets.read_encoded(os.path.join(out, "valid"), spec)
     self.assertEqual(len(labels), summary["rows"]["valid"])
 
+  def test_two_parses_below_max_stage_gib_write_the_same(self):
+    d = self.make_temp_dir()
+    src = os.path.join(d, "raw.tsv")
+    datasets.generate_criteo_tsv(src, 2000, seed=2)
+    outputs = []
+    for extra in ([], ["--max_stage_gib=0"]):
+      out = os.path.join(d, f"out{len(outputs)}")
+      rc, _, _ = self.run_cli(f"--input={src}", f"--output={out}", "--min_count=2", *extra)
+      self.assertEqual(rc, 0)
+      outputs.append(out)
+    self.assertEqual(spec_lib.FeatureSpec.load(outputs[0]), spec_lib.FeatureSpec.load(outputs[1]))
+    for split in ("train", "valid", "test"):
+      a, la = datasets.read_encoded(os.path.join(outputs[0], split), spec_lib.FeatureSpec.load(outputs[0]))
+      b, lb = datasets.read_encoded(os.path.join(outputs[1], split), spec_lib.FeatureSpec.load(outputs[1]))
+      self.assertAllClose(la, lb, rtol=0, atol=0)
+      for name in a:
+        self.assertAllClose(a[name], b[name], rtol=0, atol=0)
+
   def test_bad_rows_error_and_skip(self):
     d = self.make_temp_dir()
     src = os.path.join(d, "raw.tsv")
