@@ -150,6 +150,18 @@ class ProvisionalIdsTest(testing.TestCase):
       np.testing.assert_array_equal(got, [0 if v is None else want.get(str(v), 1) for v in rows])
     ids.close()
 
+  def test_string_keys_order_as_bytes_and_invert(self):
+    values = ["abcdefgh", "ab", "", "é", "b", "abcdefg", "0000ffff"]
+    keys = encoding.string_keys(pa.array(values).slice(0))
+    self.assertEqual(encoding.key_strings(keys).to_pylist(), values)
+    self.assertEqual([values[i] for i in np.argsort(keys)],
+                     sorted(values, key=lambda v: v.encode()))
+    eights = pa.array(["abcdefgh", "12345678", "zzzzzzzz"]).slice(1)  # the zero-copy path
+    self.assertEqual(encoding.key_strings(encoding.string_keys(eights)).to_pylist(),
+                     ["12345678", "zzzzzzzz"])
+    for bad in (["abcdefghi"], ["a\x00b"], ["12345678", None]):
+      self.assertIsNone(encoding.string_keys(pa.array(bad)), bad)
+
   def test_short_strings_as_keys(self):
     self._check([f"v{i}" for i in range(60)] + ["", "é", "abcdefgh", "abcdefg"],
                 pa.large_string(), pa.string())

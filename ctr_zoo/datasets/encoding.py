@@ -107,6 +107,36 @@ def _fixed_width(arr: pa.Array, width: int) -> Tuple[np.ndarray, np.ndarray]:
   return out.view(f"S{max(width, 1)}").ravel(), bad
 
 
+def string_keys(values: pa.Array) -> Optional[np.ndarray]:
+  """uint64 keys of a null-free string array of values of at most 8 bytes without NUL, or None.
+
+  A key is the value's bytes NUL-padded to 8, read big-endian: keys order as
+  the strings' bytes do, and `key_strings` inverts them. (Every Criteo and
+  Avazu token is 8 bytes: those keys come straight from the array's data.)
+  """
+  if values.type != pa.string() or values.null_count:
+    return None
+  n = len(values)
+  if n == 0:
+    return np.zeros(0, np.uint64)
+  bufs = values.buffers()
+  offsets = np.frombuffer(bufs[1], np.int32, count=n + 1, offset=4 * values.offset)
+  if offsets[-1] - offsets[0] == 8 * n and (np.diff(offsets) == 8).all():
+    data = np.frombuffer(bufs[2], np.uint8)[offsets[0]:offsets[-1]]
+    return None if (data == 0).any() else data.view(">u8").astype(np.uint64)
+  padded, bad = _fixed_width(values, 8)
+  return None if bad.any() else padded.view(">u8").astype(np.uint64)
+
+
+def key_strings(keys: np.ndarray) -> pa.Array:
+  """The strings of `string_keys` keys (large_string)."""
+  b = keys.astype(">u8").view(np.uint8).reshape(-1, 8)
+  nonzero = b != 0  # a value holds no NUL: its bytes are the non-zero ones, then padding
+  offsets = np.concatenate([[0], np.cumsum(nonzero.sum(axis=1))]).astype(np.int64)
+  return pa.LargeStringArray.from_buffers(len(keys), pa.py_buffer(offsets),
+                                          pa.py_buffer(np.ascontiguousarray(b[nonzero])))
+
+
 class _SortedVocabulary:
   """A string vocabulary sorted once as fixed-width bytes: index_in by binary search."""
 

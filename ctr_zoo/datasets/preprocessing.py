@@ -135,42 +135,6 @@ class _ValueCounter:
     return 0 if self.merged is None else self.merged.num_rows
 
 
-def _string_keys(values: pa.Array) -> Optional[np.ndarray]:
-  """uint64 keys of a null-free string array of values of at most 8 bytes without NUL, or None.
-
-  A key is the value's bytes NUL-padded to 8, read big-endian: keys order as
-  the strings' bytes do, and `_key_strings` inverts them. (Every Criteo and
-  Avazu token is 8 bytes: those keys are a view of the array's data.)
-  """
-  if values.type != pa.string() or values.null_count:
-    return None
-  n = len(values)
-  bufs = values.buffers()
-  offsets = np.frombuffer(bufs[1], np.int32, count=n + 1, offset=4 * values.offset)
-  data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-  data = data[offsets[0]:offsets[-1]]
-  if n == 0:
-    return np.zeros(0, np.uint64)
-  lengths = np.diff(offsets)
-  if lengths.max() > 8 or (data == 0).any():
-    return None
-  if lengths.min() == 8:
-    return data.view(">u8").astype(np.uint64)
-  padded = np.zeros((n, 8), np.uint8)
-  rows = np.repeat(np.arange(n), lengths)
-  padded[rows, np.arange(len(data)) - np.repeat(offsets[:-1] - offsets[0], lengths)] = data
-  return padded.view(">u8").ravel().astype(np.uint64)
-
-
-def _key_strings(keys: np.ndarray) -> pa.Array:
-  """The strings of `_string_keys` keys (large_string)."""
-  b = keys.astype(">u8").view(np.uint8).reshape(-1, 8)
-  nonzero = b != 0  # a value holds no NUL: its bytes are the non-zero ones, then padding
-  offsets = np.concatenate([[0], np.cumsum(nonzero.sum(axis=1))]).astype(np.int64)
-  return pa.LargeStringArray.from_buffers(len(keys), pa.py_buffer(offsets),
-                                          pa.py_buffer(np.ascontiguousarray(b[nonzero])))
-
-
 class _ProvisionalIds:
   """A categorical field's distinct values, numbered, for `fit_transform`'s one parse.
 
@@ -184,10 +148,11 @@ class _ProvisionalIds:
   searched again.
 
   Two ways to merge:
-  - keys (integer fields, and strings of at most 8 bytes, `_string_keys`):
-    the known keys are kept sorted with their provisional ids; a merge sorts
-    the pending keys (np.unique), finds them by binary search and inserts
-    the new ones (O(known) memory moves, no hashing of the known values);
+  - keys (integer fields, and strings of at most 8 bytes, `encoding.string_keys`):
+    the known keys are kept sorted with their provisional ids; a merge
+    factorizes the pending keys, sorts the distinct ones, finds them by
+    binary search and inserts the new ones (O(known) memory moves, no
+    hashing of the known values);
   - values (any other string): one `dictionary_encode` of [values, pending
     dictionaries]; Arrow numbers distinct values in order of first
     appearance, so known values keep their ids and new ones are appended.
@@ -231,10 +196,10 @@ class _ProvisionalIds:
     n = len(dictionary)
     entry = dictionary
     if self.values is None:  # keys mode
-      entry = dictionary.to_numpy() if self.is_int else _string_keys(dictionary)
+      entry = dictionary.to_numpy() if self.is_int else encoding.string_keys(dictionary)
       if entry is None:
         self._merge()
-        self.values = _key_strings(self.keys)  # values mode from now on
+        self.values = encoding.key_strings(self.keys)  # values mode from now on
         entry = dictionary
     self.pending.append((entry, np.bincount(idx, minlength=n)))
     self.sizes.append(n)
@@ -286,7 +251,7 @@ class _ProvisionalIds:
     counts = self.counts[kept]
     if self.values is None and not self.is_int:  # key order is byte order: no strings to sort
       order = np.lexsort((self.keys[kept], -counts))[:max_vocab_size]
-      vocab = _key_strings(self.keys[kept[order]])
+      vocab = encoding.key_strings(self.keys[kept[order]])
     else:
       values = pa.array(self.keys[kept]) if self.values is None else \
           self.values.take(pa.array(kept))
@@ -805,16 +770,18 @@ def fit_transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, s
   The fitting pass dictionary-encodes each parsed batch's categorical
   columns (int32 indices + the batch's distinct values) and keeps the batch
   in an uncompressed Arrow IPC stream `output_dir/.fit_transform_stage.arrows`;
-  counting works on the indices. A vocabulary field's batch dictionaries are
-  numbered in one table of the field's distinct values (`_ProvisionalIds`:
-  provisional ids, written to `.fit_transform_ids.<field>.int32`), so the
-  stream holds only its indices, and the transforming pass, reading the
-  stream back a batch at a time (memory stays bounded by the batch size),
-  maps them with two gathers: provisional id -> id, a table built once
-  from the vocabulary. Hashed fields keep their batch dictionary in the
-  stream and hash it once per batch. The files are deleted at the end. When the source's size (x5 for compressed files)
-  exceeds `max_stage_bytes` or half the free disk space of `output_dir`, it
-  falls back to two reading passes.
+  counting works on the indices. The batch dictionaries of a vocabulary
+  field (and of a bucketized integer field) are numbered in one table of
+  the field's distinct values (`_ProvisionalIds`: provisional ids, each
+  batch's map written to `.fit_transform_ids.<i>.int32`); such a field's
+  indices go to `.fit_transform_stage.ids` (1-4 bytes each) instead of the
+  stream, and the transforming pass, reading both back a batch at a time
+  (memory stays bounded by the batch size), maps them with two gathers:
+  provisional id -> id, a table built once from the vocabulary. Hashed
+  fields keep their batch dictionary in the stream and hash it once per
+  batch. The files are deleted at the end. When the source's size (x5 for
+  compressed files) exceeds `max_stage_bytes` or half the free disk space
+  of `output_dir`, it falls back to two reading passes.
 
   Args:
     source, spec, split, fit_split, on_bad_rows, file_format, block_size,
@@ -847,16 +814,16 @@ def fit_transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, s
                   and f.transform == "bucketize"}
   fitter = _Fitter(spec)
   provisional = {}
-  for i, f in enumerate(spec.features):
-    if f.name in bucket_names or (f.name in dict_names and f.hash_buckets is None
-                                  and f.name not in shared):
-      provisional[f.name] = fitter.counters[f.name] = _ProvisionalIds(
-          os.path.join(output_dir, f"{_IDS_FILE_PREFIX}{i}.int32"),
-          pa.int64() if f.name in bucket_names else pa.large_string())
   ids_path = os.path.join(output_dir, _STAGE_IDS_FILE)
   read_summary = readers.ReadSummary()
   writer = None
   try:
+    for i, f in enumerate(spec.features):
+      if f.name in bucket_names or (f.name in dict_names and f.hash_buckets is None
+                                    and f.name not in shared):
+        provisional[f.name] = fitter.counters[f.name] = _ProvisionalIds(
+            os.path.join(output_dir, f"{_IDS_FILE_PREFIX}{i}.int32"),
+            pa.int64() if f.name in bucket_names else pa.large_string())
     # Three stages on their own threads: parsing; dictionary-encoding (and the
     # split column); counting and staging.
     with pa.OSFile(stage_path, "wb") as sink, open(ids_path, "wb") as ids_sink, \
@@ -901,9 +868,9 @@ def fit_transform(source: Any, spec: spec_lib.FeatureSpec, output_dir: str, *, s
   finally:
     if writer is not None:
       writer.close()
+    for p in provisional.values():
+      p.close()
     for path in [stage_path, ids_path] + [p.map_path for p in provisional.values()]:
       if os.path.exists(path):
         os.remove(path)
-    for p in provisional.values():
-      p.close()
   return fitted, fit_summary, transform_summary
